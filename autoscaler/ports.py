@@ -1,0 +1,165 @@
+"""The seams between the controller and the outside world, as small ``Protocol``s.
+
+Each external system has exactly one port; adapters in ``autoscaler.adapters`` implement them against real
+systems and ``autoscaler.sim`` implements them over the digital twin, so the reconciler cannot tell the
+difference. Implementations raise only the project's :mod:`autoscaler.errors` tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from autoscaler.core.types import Decision, Observation, Role
+
+__all__ = [
+    "Clock",
+    "DecisionBoard",
+    "DecisionRecord",
+    "FleetReader",
+    "MetricsSource",
+    "PoolQuery",
+    "RoleTarget",
+    "ScaleClient",
+    "ScaleState",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RoleTarget:
+    """A workload that serves one role, addressed through its ``/scale`` subresource."""
+
+    role: Role
+    namespace: str
+    api_version: str  # e.g. "apps/v1", "leaderworkerset.x-k8s.io/v1"
+    kind: str  # Deployment | StatefulSet | LeaderWorkerSet | any kind with a scale subresource
+    name: str
+    pod_selector: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleState:
+    """``autoscaling/v1`` Scale of a target plus pod counts.
+
+    Attributes:
+        replicas: ``spec.replicas`` (what is asked for).
+        status_replicas: ``status.replicas`` (pods that exist).
+        ready: pods that are Ready.
+        starting: pods that exist or are pending but are not Ready yet.
+        resource_version: of the scale object, for optimistic concurrency.
+    """
+
+    replicas: int
+    status_replicas: int
+    ready: int
+    starting: int
+    resource_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolQuery:
+    """What the metrics source needs to know about one InferenceAutoscaler to observe its pool.
+
+    Attributes:
+        key: ``namespace/name`` of the InferenceAutoscaler; results come back under this key.
+        namespace: namespace of the pool and its pods.
+        pool: InferencePool name.
+        engine: vllm | sglang | dynamo | trtllm.
+        pods_by_role: pod names serving each role (from the API server), used to join per-pod series.
+        percentiles: SLO percentile per signal, as a quantile in (0, 1): ``{"ttft": 0.95, "itl": 0.95}``.
+        window_s: rate window, seconds.
+        label_overrides: label names to use instead of the defaults (``namespace``, ``pod``, role label).
+        metric_overrides: metric names to use instead of the engine's defaults.
+    """
+
+    key: str
+    namespace: str
+    pool: str
+    engine: str
+    pods_by_role: Mapping[Role, Sequence[str]]
+    percentiles: Mapping[str, float]
+    window_s: float
+    label_overrides: Mapping[str, str] = field(default_factory=dict)
+    metric_overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+class MetricsSource(Protocol):
+    """Observes many pools with a number of queries that does not grow with the number of pools."""
+
+    async def observe(self, queries: Sequence[PoolQuery], now: float) -> Mapping[str, Observation]:
+        """One :class:`Observation` per query key; failures become flags, never exceptions."""
+        ...
+
+
+class ScaleClient(Protocol):
+    """Reads and writes the ``/scale`` subresource of role targets."""
+
+    async def get_scale(self, target: RoleTarget) -> ScaleState:
+        """Current scale and pod readiness of ``target``."""
+        ...
+
+    async def set_replicas(self, target: RoleTarget, replicas: int) -> None:
+        """Set ``spec.replicas`` through ``/scale`` (merge patch)."""
+        ...
+
+
+class FleetReader(Protocol):
+    """Reads pods per role for readiness and for joining per-pod metrics."""
+
+    async def pods(self, target: RoleTarget) -> Sequence[tuple[str, bool]]:
+        """``(pod name, ready)`` for each pod of ``target``."""
+        ...
+
+
+class Clock(Protocol):
+    """Time for the shell (the core gets ``now`` passed in and never reads a clock)."""
+
+    def now(self) -> float:
+        """Unix seconds."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """The latest decision for one InferenceAutoscaler, as published to the metrics API and exporter.
+
+    Attributes:
+        namespace: of the InferenceAutoscaler.
+        name: of the InferenceAutoscaler.
+        pool: InferencePool name.
+        labels: the InferenceAutoscaler's labels (the external metrics API filters on these).
+        decision: the decision itself.
+        observation: what it was based on.
+        slo_targets: SLO target per signal (``ttft``, ``itl``), seconds.
+        time: when it was made, Unix seconds.
+    """
+
+    namespace: str
+    name: str
+    pool: str
+    labels: Mapping[str, str]
+    decision: Decision
+    observation: Observation
+    slo_targets: Mapping[str, float]
+    time: float
+
+
+class DecisionBoard(Protocol):
+    """Where the controller publishes decisions and the metrics API and exporter read them."""
+
+    def publish(self, record: DecisionRecord) -> None:
+        """Replace the record for ``(record.namespace, record.name)``."""
+        ...
+
+    def remove(self, namespace: str, name: str) -> None:
+        """Forget an InferenceAutoscaler that was deleted."""
+        ...
+
+    def records(self, namespace: str | None = None) -> Sequence[DecisionRecord]:
+        """All current records, optionally of one namespace."""
+        ...
