@@ -38,7 +38,7 @@ test: venv prometheus
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 
 lint: venv
-	$(VENV)/bin/ruff check autoscaler tests bench e2e
+	$(VENV)/bin/ruff check $(wildcard autoscaler tests bench e2e)
 	$(VENV)/bin/mypy --strict autoscaler
 	$(VENV)/bin/lint-imports
 	$(PY) -m autoscaler crd | diff -u crds/autoscaler.inference.dev_inferenceautoscalers.yaml - \
