@@ -1,2 +1,2 @@
-"""The async shell: watches InferenceAutoscalers and reconciles each one level-based every control interval
-(observe → decide → patch what changed → write status if changed → requeue), under a Lease."""
+"""The async shell around the decision core: level-based reconciliation of InferenceAutoscalers, leader
+election, one supervised worker per resource, graceful shutdown. See docs/controller.md."""
