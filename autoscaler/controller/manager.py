@@ -142,7 +142,7 @@ class Controller:
                 self._start_worker(key)
             return
         mem = self.reconciler.memory.get(key)
-        if mem is None or mem.generation != meta.get("generation"):
+        if mem is None or mem.seen_generation != meta.get("generation"):
             worker.wake.set()  # spec changed: reconcile now rather than at the next tick
 
     def _start_worker(self, key: str) -> None:

@@ -147,6 +147,7 @@ class ResourceMemory:
 
     Attributes:
         generation: spec generation the policy state belongs to.
+        seen_generation: spec generation of the last reconcile (a newer one wakes the worker early).
         state: the policy's state.
         applied: replicas per role that the controller last set (or adopted as baseline at start).
         paused_until: per role, Unix seconds until which a manual change is respected.
@@ -154,6 +155,7 @@ class ResourceMemory:
     """
 
     generation: int | None = None
+    seen_generation: int | None = None
     state: Any = None
     applied: dict[Role, int] = field(default_factory=dict)
     paused_until: dict[Role, float] = field(default_factory=dict)
@@ -273,6 +275,7 @@ class Reconciler:
         mem = self.memory.setdefault(key, ResourceMemory())
         meta = obj.get("metadata") or {}
         generation = meta.get("generation")
+        mem.seen_generation = generation
         now = self.clock.now()
         out = _Outcome()
         bound = log.bind(resource=key)
