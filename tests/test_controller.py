@@ -123,3 +123,152 @@ async def test_missing_pool_and_target_and_invalid_spec_affect_only_themselves(k
     # The invalid one took no action on the workload it references (good-prefill moved only for "good").
     assert not any("bad" in e["regarding"]["name"] and e["reason"] == "LoadScaleUp"
                    for e in kube_server.list("events.k8s.io/v1", "Event", NS))
+
+
+def _set_replicas_by_hand(server, name: str, value: int) -> None:
+    rt = server.type_for("apps/v1", "Deployment")
+    obj = server.api.get(rt, NS, name)
+    obj["spec"]["replicas"] = value
+    server.api.update(rt, NS, name, obj)
+
+
+async def test_conflict_storm_is_retried(kube_server, make_controller):
+    fleet(kube_server, "cf")
+    kube_server.create(ias("cf", "cf"))
+    kube_server.faults.conflict_storm(7, path=r"/scale$")
+    metrics = FakeMetrics()
+    metrics.set(f"{NS}/cf", prefill=metrics_obs(20), decode=metrics_obs(30))
+    await make_controller(QueuePolicy(), metrics)
+    await eventually(lambda: replicas(kube_server, "cf-prefill") == 2 and replicas(kube_server, "cf-decode") == 3)
+    conflicted = [r for r in kube_server.requests if r.path.endswith("/scale") and r.status == 409]
+    ok = [r for r in kube_server.requests if r.method == "PATCH" and r.path.endswith("/scale") and r.status == 200]
+    assert len(conflicted) == 7 and len(ok) == 2
+
+
+async def test_watch_expiry_relists_and_keeps_working(kube_server, make_controller):
+    fleet(kube_server, "w1")
+    kube_server.create(ias("w1", "w1"))
+    metrics = FakeMetrics()
+    metrics.default = {Role.PREFILL: metrics_obs(20), Role.DECODE: metrics_obs(20)}
+    controller = await make_controller(QueuePolicy(), metrics)
+    await eventually(lambda: replicas(kube_server, "w1-prefill") == 2)
+    lists_before = controller.ias.relists
+    kube_server.faults.expire_next_watch(7)  # every informer's next watch gets 410 Expired
+    kube_server.faults.drop_watches()
+    fleet(kube_server, "w2")
+    kube_server.create(ias("w2", "w2"))
+    await eventually(lambda: replicas(kube_server, "w2-prefill") == 2 and replicas(kube_server, "w2-decode") == 2)
+    assert controller.ias.relists > lists_before
+
+
+async def test_status_written_only_when_it_changes(kube_server, make_controller):
+    fleet(kube_server, "st")
+    kube_server.create(ias("st", "st"))
+    metrics = FakeMetrics()
+    metrics.set(f"{NS}/st", prefill=metrics_obs(20), decode=metrics_obs(20))
+    controller = await make_controller(QueuePolicy(), metrics)
+    await eventually(lambda: ias_status(kube_server, "st").get("roles", {}).get("decode", {}).get("current") == 2)
+    await asyncio.sleep(1.2)  # let the converging writes settle
+    writes = kube_server.request_count("PATCH", r"/inferenceautoscalers/st/status$")
+    reconciles = controller.stats.reconciles
+    await asyncio.sleep(2.5)  # ≥ 2 more ticks at 1 s with identical metrics
+    assert controller.stats.reconciles >= reconciles + 2
+    assert kube_server.request_count("PATCH", r"/inferenceautoscalers/st/status$") == writes
+    metrics.set(f"{NS}/st", prefill=metrics_obs(20, ttft=0.9), decode=metrics_obs(20))
+    await eventually(lambda: ias_status(kube_server, "st")["observed"]["ttftSeconds"] == 0.9)
+    assert kube_server.request_count("PATCH", r"/inferenceautoscalers/st/status$") == writes + 1
+
+
+@pytest.mark.parametrize("policy", ["Pause", "Override"])
+async def test_manual_change_is_recorded_and_follows_policy(kube_server, make_controller, policy):
+    fleet(kube_server, "man")
+    kube_server.create(ias("man", "man", manualChangePolicy=policy, manualPause="1h"))
+    metrics = FakeMetrics()
+    metrics.set(f"{NS}/man", prefill=metrics_obs(40), decode=metrics_obs(20))
+    controller = await make_controller(QueuePolicy(), metrics)
+    await eventually(lambda: replicas(kube_server, "man-prefill") == 4)
+    await eventually(lambda: controller.reconciler.memory[f"{NS}/man"].applied.get(Role.PREFILL) == 4)
+    _set_replicas_by_hand(kube_server, "man-prefill", 7)
+    ev = await eventually(lambda: [e for e in events_for(kube_server, "man") if e["reason"] == "ManualChange"])
+    assert "4→7" in ev[0]["note"] and policy in ev[0]["note"]
+    if policy == "Pause":
+        await asyncio.sleep(2.2)
+        assert replicas(kube_server, "man-prefill") == 7
+        c = condition(kube_server, "man", "ScalingLimited")
+        assert (c["status"], c["reason"]) == ("True", "ManualChangePause")
+        assert replicas(kube_server, "man-decode") == 2  # the other role is still managed
+    else:
+        await eventually(lambda: replicas(kube_server, "man-prefill") == 4)
+    assert len([e for e in events_for(kube_server, "man") if e["reason"] == "ManualChange"]) == 1
+
+
+async def test_restart_mid_scale_resumes_without_duplicate_action(kube_server, make_controller):
+    kube_server.workloads.enable()
+    kube_server.workloads.set_ready_delay(3600.0)
+    fleet(kube_server, "rs")
+    kube_server.create(ias("rs", "rs"))
+    metrics = FakeMetrics()
+    metrics.set(f"{NS}/rs", prefill=metrics_obs(50), decode=metrics_obs(10))
+    # The first instance scales, then dies before it can record status (status writes fail).
+    kube_server.faults.fail_fraction(1.0, status=503, path=r"/status$")
+    first = await make_controller(QueuePolicy(), metrics)
+    await eventually(lambda: replicas(kube_server, "rs-prefill") == 5)
+    await first.stop()
+    assert "roles" not in ias_status(kube_server, "rs")
+    kube_server.faults.clear()
+    second = await make_controller(QueuePolicy(), metrics)
+    await eventually(lambda: ias_status(kube_server, "rs").get("roles", {}).get("prefill", {}).get("current") == 5)
+    await asyncio.sleep(1.5)
+    assert kube_server.request_count("PATCH", r"/deployments/rs-prefill/scale$") == 1
+    assert second.reconciler.scale_actions == 0
+    assert not [e for e in events_for(kube_server, "rs") if e["reason"] == "ManualChange"]
+    assert ias_status(kube_server, "rs")["roles"]["prefill"]["starting"] == 5
+
+
+async def test_one_lease_two_controllers_exactly_one_actuates_and_fails_over(kube_server, make_controller):
+    fleet(kube_server, "le")
+    kube_server.create(ias("le", "le"))
+    metrics = FakeMetrics()
+    metrics.set(f"{NS}/le", prefill=metrics_obs(20), decode=metrics_obs(20))
+    opts = {"leader_elect": True, "lease_namespace": NS, "lease_duration": 2.0, "renew_deadline": 1.5,
+            "retry_period": 0.25}
+    a = await make_controller(QueuePolicy(), metrics, identity="a", **opts)
+    b = await make_controller(QueuePolicy(), metrics, identity="b", **opts)
+    await eventually(lambda: replicas(kube_server, "le-prefill") == 2)
+    await asyncio.sleep(1.0)
+    assert a.may_write() != b.may_write()
+    leader, standby = (a, b) if a.may_write() else (b, a)
+    assert leader.reconciler.scale_actions == 2 and standby.reconciler.scale_actions == 0
+    assert standby.status.writes == 0 and standby.events.created == 0 and not standby.workers
+    lease = kube_server.get("coordination.k8s.io/v1", "Lease", "inference-autoscaler", NS)
+    assert lease["spec"]["holderIdentity"] == leader.settings.identity
+
+    # The leader's process freezes: no renewals, no release. It must stop writing by itself ...
+    assert leader.elector is not None and leader._elector_task is not None
+    leader._elector_task.cancel()
+    killed = asyncio.get_running_loop().time()
+    await eventually(lambda: not leader.may_write(), timeout=1.6)
+    # ... and the standby takes over within the lease duration (plus one retry period of polling).
+    await eventually(lambda: standby.may_write(), timeout=4.0)
+    assert asyncio.get_running_loop().time() - killed <= 2.0 + 0.25 + 0.3
+    metrics.set(f"{NS}/le", prefill=metrics_obs(50), decode=metrics_obs(20))
+    await eventually(lambda: replicas(kube_server, "le-prefill") == 5)
+    assert standby.reconciler.scale_actions == 1
+    lease = kube_server.get("coordination.k8s.io/v1", "Lease", "inference-autoscaler", NS)
+    assert lease["spec"]["holderIdentity"] == standby.settings.identity
+    assert lease["spec"]["leaseTransitions"] == 1
+
+
+async def test_graceful_stop_releases_the_lease(kube_server, make_controller):
+    fleet(kube_server, "rel")
+    kube_server.create(ias("rel", "rel"))
+    metrics = FakeMetrics()
+    opts = {"leader_elect": True, "lease_namespace": NS, "lease_duration": 30.0, "renew_deadline": 20.0,
+            "retry_period": 0.25}
+    a = await make_controller(QueuePolicy(), metrics, identity="a", **opts)
+    await eventually(lambda: a.may_write())
+    b = await make_controller(QueuePolicy(), metrics, identity="b", **opts)
+    await a.stop()
+    assert not a.may_write()
+    # Released: the standby takes over at once instead of waiting out the 30 s lease.
+    await eventually(lambda: b.may_write(), timeout=2.0)
