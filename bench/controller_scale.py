@@ -144,7 +144,7 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
 # ------------------------------------------------------------------------------------------------- driver
 
 
-async def _populate(url: str, n: int) -> None:
+async def _populate(url: str, n: int, interval: float) -> None:
     import aiohttp
 
     headers = {"Authorization": "Bearer kubeemu-admin", "Content-Type": "application/json"}
@@ -183,7 +183,7 @@ async def _populate(url: str, n: int) -> None:
                                    "decode": {"minReplicas": 1, "maxReplicas": 8}},
                          "slo": {"ttft": {"target": "1s"}, "itl": {"target": "100ms"}},
                          "metrics": {"prometheus": {"url": "http://prometheus:9090"}},
-                         "controlInterval": "15s"}}))
+                         "controlInterval": f"{interval:g}s"}}))
         await asyncio.gather(*jobs)
 
 
@@ -201,7 +201,7 @@ def _run_size(n: int, interval: float, ticks: int) -> dict[str, Any]:
             if "listening on" not in line:
                 raise RuntimeError(f"emulator did not start: {line!r}")
             url = line.rsplit(" ", 1)[1].strip()
-            asyncio.run(_populate(url, n))
+            asyncio.run(_populate(url, n, interval))
             time.sleep(2.0)  # let the workload simulator create the pods
             worker = subprocess.run(
                 [sys.executable, __file__, "--worker", "--kubeconfig", kubeconfig, "--n", str(n),
