@@ -31,7 +31,9 @@ class ControllerSettings(BaseSettings):
         default=None,
         description="Path of a kubeconfig file. Default: in-cluster service account, else ~/.kube/config.",
     )
-    context: str | None = Field(default=None, description="kubeconfig context to use. Default: the current one.")
+    context: str | None = Field(
+        default=None, description="kubeconfig context to use. Default: the current one."
+    )
     namespaces: str = Field(
         default="",
         description="Comma-separated namespaces to watch. Default empty: all namespaces (one cluster-wide watch).",
@@ -53,50 +55,71 @@ class ControllerSettings(BaseSettings):
         description="Namespace of the Lease. Default: $POD_NAMESPACE, else 'default'.",
     )
     lease_duration: float = Field(
-        default=15.0, gt=0, le=300,
+        default=15.0,
+        gt=0,
+        le=300,
         description=(
             "Seconds a standby waits after the last renewal before taking over (client-go's default 15 s); "
             "bounds the failover time."
         ),
     )
     renew_deadline: float = Field(
-        default=10.0, gt=0, le=300,
+        default=10.0,
+        gt=0,
+        le=300,
         description=(
             "Seconds the leader keeps acting without a successful renewal; it stops actuating after this, "
             "before any standby may take over. Must be < leaseDuration. Default 10 s."
         ),
     )
     retry_period: float = Field(
-        default=2.0, gt=0, le=60, description="Seconds between acquire/renew attempts. Default 2 s (client-go's)."
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds between acquire/renew attempts. Default 2 s (client-go's).",
     )
     identity: str = Field(
-        default_factory=_default_identity, min_length=1,
+        default_factory=_default_identity,
+        min_length=1,
         description="Holder identity in the Lease. Default: $POD_NAME or hostname plus a random suffix.",
     )
     health_port: int = Field(
-        default=8081, ge=-1, le=65535,
+        default=8081,
+        ge=-1,
+        le=65535,
         description="Port of /healthz and /readyz; 0 picks a free port (logged), -1 disables. Default 8081.",
     )
-    health_host: str = Field(default="0.0.0.0", description="Address the health server binds. Default 0.0.0.0.")
+    health_host: str = Field(
+        default="0.0.0.0", description="Address the health server binds. Default 0.0.0.0."
+    )
     metrics_port: int = Field(
-        default=8080, ge=0, le=65535,
+        default=8080,
+        ge=0,
+        le=65535,
         description="Port of the controller's own Prometheus /metrics (served by the exporter). Default 8080.",
     )
     log_format: Literal["json", "console"] = Field(
         default="json", description="json (one object per line, for log pipelines) or console. Default json."
     )
     api_timeout: float = Field(
-        default=10.0, gt=0, le=120, description="Seconds before one API request (not a watch) times out. Default 10."
+        default=10.0,
+        gt=0,
+        le=120,
+        description="Seconds before one API request (not a watch) times out. Default 10.",
     )
     metrics_batch_linger: float = Field(
-        default=0.05, ge=0, le=5,
+        default=0.05,
+        ge=0,
+        le=5,
         description=(
             "Seconds the metrics batcher waits to collect the queries of every resource due in the same tick "
             "into one MetricsSource call. Default 0.05 s."
         ),
     )
     shutdown_grace: float = Field(
-        default=10.0, ge=0, le=300,
+        default=10.0,
+        ge=0,
+        le=300,
         description="Seconds SIGTERM waits for reconciles in flight to finish their writes. Default 10 s.",
     )
 

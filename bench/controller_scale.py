@@ -62,8 +62,15 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
             self.calls += 1
             out = {}
             for q in queries:
-                ro = RoleObservation(replicas=0, ready=0, ttft=0.4, itl=0.04, queue_depth=_queue_for(q.key),
-                                     kv_utilization=0.5, arrival_rate=3.0)
+                ro = RoleObservation(
+                    replicas=0,
+                    ready=0,
+                    ttft=0.4,
+                    itl=0.04,
+                    queue_depth=_queue_for(q.key),
+                    kv_utilization=0.5,
+                    arrival_rate=3.0,
+                )
                 out[q.key] = Observation(time=now, roles={r: ro for r in q.pods_by_role})
             return out
 
@@ -81,7 +88,9 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
                 desired[Role(role_name)] = max(rs.min_replicas, min(rs.max_replicas, want))
             return Decision(desired=desired, reasons=(Reason(ReasonCode.STEADY, "proportional"),)), None
 
-    settings = ControllerSettings(kubeconfig=kubeconfig, leader_elect=False, health_port=-1, log_format="json")
+    settings = ControllerSettings(
+        kubeconfig=kubeconfig, leader_elect=False, health_port=-1, log_format="json"
+    )
     transport = KubeTransport(await new_api_client(kubeconfig), timeout_s=60.0)
     metrics = Metrics()
     controller = Controller(settings, transport, Proportional(), lambda spec: ("bench", metrics))
@@ -102,7 +111,7 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
     await controller.start()
     synced = time.time()
     # Cold tick: every worker starts at once after the caches sync.
-    while len(spans) < n:
+    while len(spans) < n:  # noqa: ASYNC110 - polling a counter the timed wrapper appends to
         await asyncio.sleep(0.05)
     cold_end = max(e for _, e in spans[:n])
     cold_requests = [r for r in requests_at if synced <= r[0] <= cold_end]
@@ -118,14 +127,16 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
         reqs = [r for r in requests_at if lo <= r[0] < hi]
         if len(tick) < n:
             continue
-        steady.append({
-            "reconciles": len(tick),
-            "full_tick_s": max(e for _, e in tick) - lo,
-            "p50_ms": 1000 * statistics.median(e - s for s, e in tick),
-            "p99_ms": 1000 * sorted(e - s for s, e in tick)[int(0.99 * (len(tick) - 1))],
-            "requests": len(reqs),
-            "writes": sum(1 for _, m, _ in reqs if m != "GET"),
-        })
+        steady.append(
+            {
+                "reconciles": len(tick),
+                "full_tick_s": max(e for _, e in tick) - lo,
+                "p50_ms": 1000 * statistics.median(e - s for s, e in tick),
+                "p99_ms": 1000 * sorted(e - s for s, e in tick)[int(0.99 * (len(tick) - 1))],
+                "requests": len(reqs),
+                "writes": sum(1 for _, m, _ in reqs if m != "GET"),
+            }
+        )
     cold = [(s, e) for s, e in spans[:n]]
     return {
         "n": n,
@@ -151,39 +162,75 @@ async def _populate(url: str, n: int, interval: float) -> None:
     sem = asyncio.Semaphore(16)
 
     async with aiohttp.ClientSession(headers=headers) as session:
+
         async def post(path: str, body: dict[str, Any]) -> None:
             async with sem, session.post(url + path, data=json.dumps(body)) as resp:
                 if resp.status not in (200, 201, 409):
                     raise RuntimeError(f"POST {path}: {resp.status} {await resp.text()}")
 
         for i in range(NS_COUNT):
-            await post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                              "metadata": {"name": f"bench-{i}"}})
+            await post(
+                "/api/v1/namespaces",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{i}"}},
+            )
         jobs = []
         for k in range(n):
             ns, name = f"bench-{k % NS_COUNT}", f"model-{k}"
-            jobs.append(post(f"/apis/inference.networking.k8s.io/v1/namespaces/{ns}/inferencepools", {
-                "apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {"selector": {"matchLabels": {"app": name}}, "targetPorts": [{"number": 8000}],
-                         "endpointPickerRef": {"name": f"{name}-epp", "port": {"number": 9002}}}}))
+            jobs.append(
+                post(
+                    f"/apis/inference.networking.k8s.io/v1/namespaces/{ns}/inferencepools",
+                    {
+                        "apiVersion": "inference.networking.k8s.io/v1",
+                        "kind": "InferencePool",
+                        "metadata": {"name": name, "namespace": ns},
+                        "spec": {
+                            "selector": {"matchLabels": {"app": name}},
+                            "targetPorts": [{"number": 8000}],
+                            "endpointPickerRef": {"name": f"{name}-epp", "port": {"number": 9002}},
+                        },
+                    },
+                )
+            )
             for role in ("prefill", "decode"):
                 labels = {"app": name, "llm-d.ai/role": role, "workload": f"{name}-{role}"}
-                jobs.append(post(f"/apis/apps/v1/namespaces/{ns}/deployments", {
-                    "apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": f"{name}-{role}", "namespace": ns},
-                    "spec": {"replicas": 1, "selector": {"matchLabels": {"workload": f"{name}-{role}"}},
-                             "template": {"metadata": {"labels": labels},
-                                          "spec": {"containers": [{"name": "vllm", "image": "vllm"}]}}}}))
-            jobs.append(post(f"/apis/autoscaler.inference.dev/v1alpha1/namespaces/{ns}/inferenceautoscalers", {
-                "apiVersion": "autoscaler.inference.dev/v1alpha1", "kind": "InferenceAutoscaler",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {"poolRef": {"name": name},
-                         "roles": {"prefill": {"minReplicas": 1, "maxReplicas": 8},
-                                   "decode": {"minReplicas": 1, "maxReplicas": 8}},
-                         "slo": {"ttft": {"target": "1s"}, "itl": {"target": "100ms"}},
-                         "metrics": {"prometheus": {"url": "http://prometheus:9090"}},
-                         "controlInterval": f"{interval:g}s"}}))
+                jobs.append(
+                    post(
+                        f"/apis/apps/v1/namespaces/{ns}/deployments",
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "metadata": {"name": f"{name}-{role}", "namespace": ns},
+                            "spec": {
+                                "replicas": 1,
+                                "selector": {"matchLabels": {"workload": f"{name}-{role}"}},
+                                "template": {
+                                    "metadata": {"labels": labels},
+                                    "spec": {"containers": [{"name": "vllm", "image": "vllm"}]},
+                                },
+                            },
+                        },
+                    )
+                )
+            jobs.append(
+                post(
+                    f"/apis/autoscaler.inference.dev/v1alpha1/namespaces/{ns}/inferenceautoscalers",
+                    {
+                        "apiVersion": "autoscaler.inference.dev/v1alpha1",
+                        "kind": "InferenceAutoscaler",
+                        "metadata": {"name": name, "namespace": ns},
+                        "spec": {
+                            "poolRef": {"name": name},
+                            "roles": {
+                                "prefill": {"minReplicas": 1, "maxReplicas": 8},
+                                "decode": {"minReplicas": 1, "maxReplicas": 8},
+                            },
+                            "slo": {"ttft": {"target": "1s"}, "itl": {"target": "100ms"}},
+                            "metrics": {"prometheus": {"url": "http://prometheus:9090"}},
+                            "controlInterval": f"{interval:g}s",
+                        },
+                    },
+                )
+            )
         await asyncio.gather(*jobs)
 
 
@@ -191,9 +238,20 @@ def _run_size(n: int, interval: float, ticks: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = os.path.join(tmp, "kubeconfig")
         server = subprocess.Popen(
-            [sys.executable, "-m", "tests.kubeemu", "--kubeconfig", kubeconfig, "--simulate-workloads",
-             "--bookmark-interval", "30"],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            [
+                sys.executable,
+                "-m",
+                "tests.kubeemu",
+                "--kubeconfig",
+                kubeconfig,
+                "--simulate-workloads",
+                "--bookmark-interval",
+                "30",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         try:
             assert server.stdout is not None
@@ -204,9 +262,23 @@ def _run_size(n: int, interval: float, ticks: int) -> dict[str, Any]:
             asyncio.run(_populate(url, n, interval))
             time.sleep(2.0)  # let the workload simulator create the pods
             worker = subprocess.run(
-                [sys.executable, __file__, "--worker", "--kubeconfig", kubeconfig, "--n", str(n),
-                 "--interval", str(interval), "--ticks", str(ticks)],
-                cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    "--kubeconfig",
+                    kubeconfig,
+                    "--n",
+                    str(n),
+                    "--interval",
+                    str(interval),
+                    "--ticks",
+                    str(ticks),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
                 check=False,
             )
             if worker.returncode != 0:
@@ -219,7 +291,9 @@ def _run_size(n: int, interval: float, ticks: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="100,300,1000", help="comma-separated N values")
     parser.add_argument("--interval", type=float, default=15.0, help="control interval, seconds")
     parser.add_argument("--ticks", type=int, default=3, help="steady ticks measured per N (median reported)")
@@ -235,17 +309,28 @@ def main() -> int:
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         print(json.dumps(asyncio.run(_worker(args.kubeconfig, args.n, args.interval, args.ticks))))
         return 0
-    print(f"{'N':>5} {'cold tick s':>11} {'cold req':>8} {'tick s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'req/tick':>8} {'writes':>6} {'RSS MB':>7}")
+    print(
+        f"{'N':>5} {'cold tick s':>11} {'cold req':>8} {'tick s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'req/tick':>8} {'writes':>6} {'RSS MB':>7}"
+    )
     for n in (int(s) for s in args.sizes.split(",")):
         r = _run_size(n, args.interval, args.ticks)
         steady = r["steady"]
-        med = {k: statistics.median(t[k] for t in steady) for k in ("full_tick_s", "p50_ms", "p99_ms",
-                                                                    "requests", "writes")} if steady else {}
-        print(f"{n:>5} {r['cold_tick_s']:>11.2f} {r['cold_requests']:>8} {med.get('full_tick_s', float('nan')):>7.2f} "
-              f"{med.get('p50_ms', float('nan')):>7.2f} {med.get('p99_ms', float('nan')):>7.2f} "
-              f"{med.get('requests', float('nan')):>8.0f} {med.get('writes', float('nan')):>6.0f} "
-              f"{r['peak_rss_mb']:>7.1f}", flush=True)
+        med = (
+            {
+                k: statistics.median(t[k] for t in steady)
+                for k in ("full_tick_s", "p50_ms", "p99_ms", "requests", "writes")
+            }
+            if steady
+            else {}
+        )
+        print(
+            f"{n:>5} {r['cold_tick_s']:>11.2f} {r['cold_requests']:>8} {med.get('full_tick_s', float('nan')):>7.2f} "
+            f"{med.get('p50_ms', float('nan')):>7.2f} {med.get('p99_ms', float('nan')):>7.2f} "
+            f"{med.get('requests', float('nan')):>8.0f} {med.get('writes', float('nan')):>6.0f} "
+            f"{r['peak_rss_mb']:>7.1f}",
+            flush=True,
+        )
         print("      " + json.dumps(r), file=sys.stderr, flush=True)
     return 0
 

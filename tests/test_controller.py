@@ -13,8 +13,8 @@ from tests.fixtures.controller import (
     QueuePolicy,
     condition,
     deployment,
-    eventually,
     events_for,
+    eventually,
     fleet,
     ias,
     ias_status,
@@ -42,10 +42,16 @@ async def test_scales_up_and_down_through_scale(kube_server, make_controller):
     metrics.set(f"{NS}/llama", prefill=metrics_obs(35), decode=metrics_obs(52))
     await make_controller(QueuePolicy(), metrics)
 
-    await eventually(lambda: replicas(kube_server, "llama-prefill") == 4 and replicas(kube_server, "llama-decode") == 6)
+    await eventually(
+        lambda: replicas(kube_server, "llama-prefill") == 4 and replicas(kube_server, "llama-decode") == 6
+    )
     assert kube_server.request_count("PATCH", r"/deployments/llama-prefill/scale$") == 1
-    st = await eventually(lambda: ias_status(kube_server, "llama").get("roles", {}).get("decode", {}).get("current") == 6
-                          and ias_status(kube_server, "llama"))
+    st = await eventually(
+        lambda: (
+            ias_status(kube_server, "llama").get("roles", {}).get("decode", {}).get("current") == 6
+            and ias_status(kube_server, "llama")
+        )
+    )
     assert st["roles"]["prefill"]["desired"] == 4
     assert st["roles"]["prefill"]["target"] == "Deployment/llama-prefill"
     assert st["summary"]["prefill"] == "4→4" and st["summary"]["decode"] == "6→6"
@@ -55,7 +61,9 @@ async def test_scales_up_and_down_through_scale(kube_server, make_controller):
     assert "LoadScaleUp" in reasons
 
     metrics.set(f"{NS}/llama", prefill=metrics_obs(5), decode=metrics_obs(12))
-    await eventually(lambda: replicas(kube_server, "llama-prefill") == 1 and replicas(kube_server, "llama-decode") == 2)
+    await eventually(
+        lambda: replicas(kube_server, "llama-prefill") == 1 and replicas(kube_server, "llama-decode") == 2
+    )
     assert "ScaleDown" in {e["reason"] for e in events_for(kube_server, "llama")}
 
 
@@ -65,10 +73,14 @@ async def test_scale_up_before_scale_down(kube_server, make_controller):
     metrics = FakeMetrics()
     metrics.set(f"{NS}/mix", prefill=metrics_obs(10), decode=metrics_obs(40))
     await make_controller(QueuePolicy(), metrics)
-    await eventually(lambda: replicas(kube_server, "mix-decode") == 4 and replicas(kube_server, "mix-prefill") == 1)
+    await eventually(
+        lambda: replicas(kube_server, "mix-decode") == 4 and replicas(kube_server, "mix-prefill") == 1
+    )
     patches = [r.path for r in kube_server.requests if r.method == "PATCH" and r.path.endswith("/scale")]
-    assert patches[:2] == [f"/apis/apps/v1/namespaces/{NS}/deployments/mix-decode/scale",
-                           f"/apis/apps/v1/namespaces/{NS}/deployments/mix-prefill/scale"]
+    assert patches[:2] == [
+        f"/apis/apps/v1/namespaces/{NS}/deployments/mix-decode/scale",
+        f"/apis/apps/v1/namespaces/{NS}/deployments/mix-prefill/scale",
+    ]
 
 
 async def test_pending_pods_count_as_supply(kube_server, make_controller):
@@ -81,7 +93,9 @@ async def test_pending_pods_count_as_supply(kube_server, make_controller):
     policy = QueuePolicy()
     await make_controller(policy, metrics)
     await eventually(lambda: replicas(kube_server, "pend-prefill") == 3)
-    st = await eventually(lambda: (s := ias_status(kube_server, "pend"))["roles"]["prefill"]["current"] == 3 and s)
+    st = await eventually(
+        lambda: (s := ias_status(kube_server, "pend"))["roles"]["prefill"]["current"] == 3 and s
+    )
     assert st["roles"]["prefill"]["ready"] == 0 and st["roles"]["prefill"]["starting"] == 3
     # The policy saw the starting replicas as supply on later ticks, and no further scale-up was sent.
     await eventually(lambda: any(o.roles[Role.PREFILL].replicas == 3 for o in policy.seen))
@@ -98,8 +112,11 @@ async def test_missing_pool_and_target_and_invalid_spec_affect_only_themselves(k
     kube_server.create(deployment("orphan-prefill", "orphan", "prefill", 1))  # no decode workload
     kube_server.create(ias("notarget", "orphan"))
     bad = ias("bad", "good")
-    bad["spec"]["roles"]["prefill"]["scaleTargetRef"] = {"apiVersion": "apps/v1", "kind": "Deployment",
-                                                         "name": "good-prefill"}
+    bad["spec"]["roles"]["prefill"]["scaleTargetRef"] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "good-prefill",
+    }
     bad["spec"]["controlInterval"] = "500ms"  # passes the CRD schema, rejected by the controller (>= 1s)
     kube_server.create(bad)
     metrics = FakeMetrics()
@@ -121,8 +138,10 @@ async def test_missing_pool_and_target_and_invalid_spec_affect_only_themselves(k
         evs = await eventually(lambda n=name: events_for(kube_server, n))
         assert any(e["reason"] == reason and e["type"] == "Warning" for e in evs), evs
     # The invalid one took no action on the workload it references (good-prefill moved only for "good").
-    assert not any("bad" in e["regarding"]["name"] and e["reason"] == "LoadScaleUp"
-                   for e in kube_server.list("events.k8s.io/v1", "Event", NS))
+    assert not any(
+        "bad" in e["regarding"]["name"] and e["reason"] == "LoadScaleUp"
+        for e in kube_server.list("events.k8s.io/v1", "Event", NS)
+    )
 
 
 def _set_replicas_by_hand(server, name: str, value: int) -> None:
@@ -139,9 +158,15 @@ async def test_conflict_storm_is_retried(kube_server, make_controller):
     metrics = FakeMetrics()
     metrics.set(f"{NS}/cf", prefill=metrics_obs(20), decode=metrics_obs(30))
     await make_controller(QueuePolicy(), metrics)
-    await eventually(lambda: replicas(kube_server, "cf-prefill") == 2 and replicas(kube_server, "cf-decode") == 3)
+    await eventually(
+        lambda: replicas(kube_server, "cf-prefill") == 2 and replicas(kube_server, "cf-decode") == 3
+    )
     conflicted = [r for r in kube_server.requests if r.path.endswith("/scale") and r.status == 409]
-    ok = [r for r in kube_server.requests if r.method == "PATCH" and r.path.endswith("/scale") and r.status == 200]
+    ok = [
+        r
+        for r in kube_server.requests
+        if r.method == "PATCH" and r.path.endswith("/scale") and r.status == 200
+    ]
     assert len(conflicted) == 7 and len(ok) == 2
 
 
@@ -157,7 +182,9 @@ async def test_watch_expiry_relists_and_keeps_working(kube_server, make_controll
     kube_server.faults.drop_watches()
     fleet(kube_server, "w2")
     kube_server.create(ias("w2", "w2"))
-    await eventually(lambda: replicas(kube_server, "w2-prefill") == 2 and replicas(kube_server, "w2-decode") == 2)
+    await eventually(
+        lambda: replicas(kube_server, "w2-prefill") == 2 and replicas(kube_server, "w2-decode") == 2
+    )
     assert controller.ias.relists > lists_before
 
 
@@ -167,7 +194,9 @@ async def test_status_written_only_when_it_changes(kube_server, make_controller)
     metrics = FakeMetrics()
     metrics.set(f"{NS}/st", prefill=metrics_obs(20), decode=metrics_obs(20))
     controller = await make_controller(QueuePolicy(), metrics)
-    await eventually(lambda: ias_status(kube_server, "st").get("roles", {}).get("decode", {}).get("current") == 2)
+    await eventually(
+        lambda: ias_status(kube_server, "st").get("roles", {}).get("decode", {}).get("current") == 2
+    )
     await asyncio.sleep(1.2)  # let the converging writes settle
     writes = kube_server.request_count("PATCH", r"/inferenceautoscalers/st/status$")
     reconciles = controller.stats.reconciles
@@ -189,7 +218,9 @@ async def test_manual_change_is_recorded_and_follows_policy(kube_server, make_co
     await eventually(lambda: replicas(kube_server, "man-prefill") == 4)
     await eventually(lambda: controller.reconciler.memory[f"{NS}/man"].applied.get(Role.PREFILL) == 4)
     _set_replicas_by_hand(kube_server, "man-prefill", 7)
-    ev = await eventually(lambda: [e for e in events_for(kube_server, "man") if e["reason"] == "ManualChange"])
+    ev = await eventually(
+        lambda: [e for e in events_for(kube_server, "man") if e["reason"] == "ManualChange"]
+    )
     assert "4→7" in ev[0]["note"] and policy in ev[0]["note"]
     if policy == "Pause":
         await asyncio.sleep(2.2)
@@ -217,7 +248,9 @@ async def test_restart_mid_scale_resumes_without_duplicate_action(kube_server, m
     assert "roles" not in ias_status(kube_server, "rs")
     kube_server.faults.clear()
     second = await make_controller(QueuePolicy(), metrics)
-    await eventually(lambda: ias_status(kube_server, "rs").get("roles", {}).get("prefill", {}).get("current") == 5)
+    await eventually(
+        lambda: ias_status(kube_server, "rs").get("roles", {}).get("prefill", {}).get("current") == 5
+    )
     await asyncio.sleep(1.5)
     assert kube_server.request_count("PATCH", r"/deployments/rs-prefill/scale$") == 1
     assert second.reconciler.scale_actions == 0
@@ -230,8 +263,13 @@ async def test_one_lease_two_controllers_exactly_one_actuates_and_fails_over(kub
     kube_server.create(ias("le", "le"))
     metrics = FakeMetrics()
     metrics.set(f"{NS}/le", prefill=metrics_obs(20), decode=metrics_obs(20))
-    opts = {"leader_elect": True, "lease_namespace": NS, "lease_duration": 2.0, "renew_deadline": 1.5,
-            "retry_period": 0.25}
+    opts = {
+        "leader_elect": True,
+        "lease_namespace": NS,
+        "lease_duration": 2.0,
+        "renew_deadline": 1.5,
+        "retry_period": 0.25,
+    }
     a = await make_controller(QueuePolicy(), metrics, identity="a", **opts)
     b = await make_controller(QueuePolicy(), metrics, identity="b", **opts)
     await eventually(lambda: replicas(kube_server, "le-prefill") == 2)
@@ -247,9 +285,9 @@ async def test_one_lease_two_controllers_exactly_one_actuates_and_fails_over(kub
     assert leader.elector is not None and leader._elector_task is not None
     leader._elector_task.cancel()
     killed = asyncio.get_running_loop().time()
-    await eventually(lambda: not leader.may_write(), timeout=1.6)
+    await eventually(lambda: not leader.may_write(), within=1.6)
     # ... and the standby takes over within the lease duration (plus one retry period of polling).
-    await eventually(lambda: standby.may_write(), timeout=4.0)
+    await eventually(lambda: standby.may_write(), within=4.0)
     assert asyncio.get_running_loop().time() - killed <= 2.0 + 0.25 + 0.3
     metrics.set(f"{NS}/le", prefill=metrics_obs(50), decode=metrics_obs(20))
     await eventually(lambda: replicas(kube_server, "le-prefill") == 5)
@@ -263,21 +301,30 @@ async def test_graceful_stop_releases_the_lease(kube_server, make_controller):
     fleet(kube_server, "rel")
     kube_server.create(ias("rel", "rel"))
     metrics = FakeMetrics()
-    opts = {"leader_elect": True, "lease_namespace": NS, "lease_duration": 30.0, "renew_deadline": 20.0,
-            "retry_period": 0.25}
+    opts = {
+        "leader_elect": True,
+        "lease_namespace": NS,
+        "lease_duration": 30.0,
+        "renew_deadline": 20.0,
+        "retry_period": 0.25,
+    }
     a = await make_controller(QueuePolicy(), metrics, identity="a", **opts)
     await eventually(lambda: a.may_write())
     b = await make_controller(QueuePolicy(), metrics, identity="b", **opts)
     await a.stop()
     assert not a.may_write()
     # Released: the standby takes over at once instead of waiting out the 30 s lease.
-    await eventually(lambda: b.may_write(), timeout=2.0)
+    await eventually(lambda: b.may_write(), within=2.0)
 
 
 async def _kubectl(kubeconfig, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
-        "kubectl", "--kubeconfig", str(kubeconfig), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "kubectl",
+        "--kubeconfig",
+        str(kubeconfig),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0, err.decode()
@@ -285,7 +332,9 @@ async def _kubectl(kubeconfig, *args: str) -> str:
 
 
 @pytest.mark.kubectl
-async def test_kubectl_get_and_describe_show_columns_and_events(kube_server, make_controller, kubeconfig_path):
+async def test_kubectl_get_and_describe_show_columns_and_events(
+    kube_server, make_controller, kubeconfig_path
+):
     import shutil
 
     if shutil.which("kubectl") is None:
@@ -295,7 +344,9 @@ async def test_kubectl_get_and_describe_show_columns_and_events(kube_server, mak
     metrics = FakeMetrics()
     metrics.set(f"{NS}/kc", prefill=metrics_obs(30, ttft=0.62), decode=metrics_obs(50, kv=0.71))
     await make_controller(QueuePolicy(), metrics)
-    await eventually(lambda: ias_status(kube_server, "kc").get("roles", {}).get("decode", {}).get("current") == 5)
+    await eventually(
+        lambda: ias_status(kube_server, "kc").get("roles", {}).get("decode", {}).get("current") == 5
+    )
     out = await _kubectl(kubeconfig_path, "get", "ias", "-n", NS)
     header, row = out.splitlines()[:2]
     for column in ("NAME", "POOL", "PREFILL", "DECODE", "TTFT", "QUEUE", "KV", "$/H", "READY", "AGE"):
@@ -309,8 +360,11 @@ async def test_kubectl_get_and_describe_show_columns_and_events(kube_server, mak
 
 
 @pytest.mark.kubectl
-@pytest.mark.xfail(strict=True, reason="the emulated server keeps events.k8s.io/v1 and core/v1 Events apart; "
-                   "a real API server serves one as the other, which kubectl describe relies on")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the emulated server keeps events.k8s.io/v1 and core/v1 Events apart; "
+    "a real API server serves one as the other, which kubectl describe relies on",
+)
 async def test_kubectl_describe_shows_events(kube_server, make_controller, kubeconfig_path):
     import shutil
 

@@ -49,6 +49,7 @@ from autoscaler.ports import RoleTarget, ScaleState
 
 __all__ = [
     "MERGE_PATCH",
+    "Backoff",
     "ConflictError",
     "EventRecorder",
     "GoneError",
@@ -62,7 +63,6 @@ __all__ = [
     "ResolutionError",
     "ResourceType",
     "StatusWriter",
-    "Backoff",
     "collection_path",
     "label_selector_string",
     "matches_selector",
@@ -150,7 +150,9 @@ POOLS_V1ALPHA2 = ResourceType("inference.networking.x-k8s.io/v1alpha2", "inferen
 LEASES = ResourceType("coordination.k8s.io/v1", "leases", "Lease")
 EVENTS = ResourceType("events.k8s.io/v1", "events", "Event")
 WORKLOADS = (DEPLOYMENTS, STATEFULSETS, LEADERWORKERSETS)
-_KNOWN_KINDS = {(t.api_version, t.kind): t for t in (*WORKLOADS, PODS, POOLS_V1, POOLS_V1ALPHA2, LEASES, EVENTS)}
+_KNOWN_KINDS = {
+    (t.api_version, t.kind): t for t in (*WORKLOADS, PODS, POOLS_V1, POOLS_V1ALPHA2, LEASES, EVENTS)
+}
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 
@@ -197,8 +199,13 @@ def matches_selector(labels: Mapping[str, str], selector: Mapping[str, str]) -> 
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def list_request(rtype: ResourceType, namespace: str | None, label_selector: str = "", limit: int = 0,
-                 continue_token: str = "") -> Request:
+def list_request(
+    rtype: ResourceType,
+    namespace: str | None,
+    label_selector: str = "",
+    limit: int = 0,
+    continue_token: str = "",
+) -> Request:
     """A list request, paginated when ``limit`` > 0."""
     query: list[tuple[str, str]] = []
     if label_selector:
@@ -210,11 +217,20 @@ def list_request(rtype: ResourceType, namespace: str | None, label_selector: str
     return Request("GET", collection_path(rtype, namespace), tuple(query))
 
 
-def watch_request(rtype: ResourceType, namespace: str | None, resource_version: str, label_selector: str = "",
-                  timeout_s: int = 300) -> Request:
+def watch_request(
+    rtype: ResourceType,
+    namespace: str | None,
+    resource_version: str,
+    label_selector: str = "",
+    timeout_s: int = 300,
+) -> Request:
     """A watch from ``resource_version`` with bookmarks, ended by the server after ``timeout_s`` seconds."""
-    query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
-             ("timeoutSeconds", str(timeout_s))]
+    query = [
+        ("watch", "true"),
+        ("resourceVersion", resource_version),
+        ("allowWatchBookmarks", "true"),
+        ("timeoutSeconds", str(timeout_s)),
+    ]
     if label_selector:
         query.append(("labelSelector", label_selector))
     return Request("GET", collection_path(rtype, namespace), tuple(query))
@@ -227,14 +243,24 @@ def get_request(rtype: ResourceType, namespace: str, name: str, subresource: str
 
 def scale_patch_request(rtype: ResourceType, namespace: str, name: str, replicas: int) -> Request:
     """Merge patch of ``spec.replicas`` on the ``/scale`` subresource (valid for apps/v1 and custom resources)."""
-    return Request("PATCH", object_path(rtype, namespace, name, "scale"), body={"spec": {"replicas": replicas}},
-                   content_type=MERGE_PATCH)
+    return Request(
+        "PATCH",
+        object_path(rtype, namespace, name, "scale"),
+        body={"spec": {"replicas": replicas}},
+        content_type=MERGE_PATCH,
+    )
 
 
-def status_patch_request(rtype: ResourceType, namespace: str, name: str, status_patch: Mapping[str, Any]) -> Request:
+def status_patch_request(
+    rtype: ResourceType, namespace: str, name: str, status_patch: Mapping[str, Any]
+) -> Request:
     """Merge patch of the ``status`` subresource."""
-    return Request("PATCH", object_path(rtype, namespace, name, "status"), body={"status": dict(status_patch)},
-                   content_type=MERGE_PATCH)
+    return Request(
+        "PATCH",
+        object_path(rtype, namespace, name, "status"),
+        body={"status": dict(status_patch)},
+        content_type=MERGE_PATCH,
+    )
 
 
 def merge_patch_diff(old: Any, new: Any) -> Any:
@@ -290,7 +316,7 @@ async def new_api_client(kubeconfig: str | None = None, context: str | None = No
             return await kconfig.new_client_from_config(config_file=kubeconfig, context=context)
         try:
             cfg = Configuration()
-            kconfig.load_incluster_config(client_configuration=cfg)  # synchronous by design
+            kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]  # sync by design
             return ApiClient(configuration=cfg)
         except kconfig.ConfigException:
             return await kconfig.new_client_from_config(context=context)
@@ -309,7 +335,9 @@ def _status_message(body: bytes | str) -> str:
     return text.strip()[:300]
 
 
-def map_status(request: Request, status: int, body: bytes | str, retry_after: float | None = None) -> Exception:
+def map_status(
+    request: Request, status: int, body: bytes | str, retry_after: float | None = None
+) -> Exception:
     """The project error for an HTTP failure ``status`` of ``request``."""
     what = f"{request.describe()}: HTTP {status}: {_status_message(body)}"
     if status == 409:
@@ -333,8 +361,14 @@ class KubeTransport:
         on_request: called with ``(method, path)`` before each request (request counting for metrics/benches).
     """
 
-    def __init__(self, api_client: ApiClient, *, timeout_s: float = 10.0, retries: int = 3,
-                 on_request: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        api_client: ApiClient,
+        *,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        on_request: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.api_client = api_client
         self.timeout_s = timeout_s
         self.retries = retries
@@ -345,7 +379,7 @@ class KubeTransport:
         """Close the underlying HTTP session."""
         await self.api_client.close()
 
-    async def _open(self, request: Request, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+    async def _open(self, request: Request, client_timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         self.requests += 1
         if self.on_request is not None:
             self.on_request(request.method, request.path)
@@ -353,8 +387,14 @@ class KubeTransport:
         if request.body is not None:
             headers["Content-Type"] = request.content_type
         resp: aiohttp.ClientResponse = await self.api_client.call_api(
-            request.path, request.method, query_params=list(request.query), header_params=headers,
-            body=request.body, auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
+            request.path,
+            request.method,
+            query_params=list(request.query),
+            header_params=headers,
+            body=request.body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=client_timeout,
         )
         return resp
 
@@ -366,8 +406,12 @@ class KubeTransport:
                 body = await resp.read()
                 if not 200 <= resp.status <= 299:
                     retry_after = resp.headers.get("Retry-After")
-                    raise map_status(request, resp.status, body,
-                                     float(retry_after) if retry_after and retry_after.isdigit() else None)
+                    raise map_status(
+                        request,
+                        resp.status,
+                        body,
+                        float(retry_after) if retry_after and retry_after.isdigit() else None,
+                    )
         except ApiException as err:  # raised by the client for some transport-level failures
             raise map_status(request, err.status or 503, err.body or err.reason or "") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
@@ -401,8 +445,10 @@ class KubeTransport:
             TemporaryError / PermanentError: as for :meth:`send_once`.
         """
         try:
-            resp = await self._open(request, aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s,
-                                                                   sock_read=read_timeout_s))
+            resp = await self._open(
+                request,
+                aiohttp.ClientTimeout(total=None, sock_connect=self.timeout_s, sock_read=read_timeout_s),
+            )
         except ApiException as err:
             raise map_status(request, err.status or 503, err.body or "") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
@@ -446,11 +492,17 @@ def project_pod(obj: dict[str, Any]) -> dict[str, Any]:
     """Keep only what the controller reads from a pod: name, labels, ready, phase, terminating."""
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
     return {
-        "metadata": {"name": meta.get("name", ""), "namespace": meta.get("namespace", ""),
-                     "labels": meta.get("labels") or {}, "resourceVersion": meta.get("resourceVersion", ""),
-                     "deletionTimestamp": meta.get("deletionTimestamp")},
+        "metadata": {
+            "name": meta.get("name", ""),
+            "namespace": meta.get("namespace", ""),
+            "labels": meta.get("labels") or {},
+            "resourceVersion": meta.get("resourceVersion", ""),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+        },
         "status": {"phase": status.get("phase", ""), "ready": ready},
     }
 
@@ -473,9 +525,19 @@ class Informer:
         watch_timeout_s: server-side watch timeout, seconds; the watch is re-opened from the last version.
     """
 
-    def __init__(self, transport: KubeTransport, rtype: ResourceType, *, namespaces: Sequence[str] | None = None,
-                 label_selector: str = "", project: Projector | None = None, handler: Handler | None = None,
-                 optional: bool = False, watch_timeout_s: int = 290, page_size: int = 500) -> None:
+    def __init__(
+        self,
+        transport: KubeTransport,
+        rtype: ResourceType,
+        *,
+        namespaces: Sequence[str] | None = None,
+        label_selector: str = "",
+        project: Projector | None = None,
+        handler: Handler | None = None,
+        optional: bool = False,
+        watch_timeout_s: int = 290,
+        page_size: int = 500,
+    ) -> None:
         self.transport = transport
         self.rtype = rtype
         self.namespaces: list[str | None] = list(namespaces) if namespaces else [None]
@@ -535,7 +597,9 @@ class Informer:
     def start(self) -> None:
         """Start one list+watch task per namespace scope."""
         for ns in self.namespaces:
-            self._tasks.append(asyncio.create_task(self._run(ns), name=f"informer {self.rtype.plural} {ns or '*'}"))
+            self._tasks.append(
+                asyncio.create_task(self._run(ns), name=f"informer {self.rtype.plural} {ns or '*'}")
+            )
 
     async def wait_synced(self, timeout_s: float | None = None) -> None:
         """Wait for the first complete list of every scope."""
@@ -559,7 +623,9 @@ class Informer:
         items: list[dict[str, Any]] = []
         token = ""
         while True:
-            reply = await self.transport.send(list_request(self.rtype, ns, self.label_selector, self.page_size, token))
+            reply = await self.transport.send(
+                list_request(self.rtype, ns, self.label_selector, self.page_size, token)
+            )
             items.extend(reply.get("items") or [])
             meta = reply.get("metadata") or {}
             token = meta.get("continue") or ""
@@ -731,13 +797,18 @@ class KubeFleet:
         try:
             reply = await self.transport.send(Request("GET", _prefix(api_version)))
         except NotFoundError:
-            raise ResolutionError("UnsupportedTarget", f"API {api_version} is not served by the cluster") from None
+            raise ResolutionError(
+                "UnsupportedTarget", f"API {api_version} is not served by the cluster"
+            ) from None
         resources = reply.get("resources") or []
-        plural = next((r["name"] for r in resources if r.get("kind") == kind and "/" not in r.get("name", "")), None)
+        plural = next(
+            (r["name"] for r in resources if r.get("kind") == kind and "/" not in r.get("name", "")), None
+        )
         has_scale = plural is not None and any(r.get("name") == f"{plural}/scale" for r in resources)
         if plural is None or not has_scale:
             raise ResolutionError(
-                "UnsupportedTarget", f"{kind} in {api_version} {'has no scale subresource' if plural else 'is not served'}"
+                "UnsupportedTarget",
+                f"{kind} in {api_version} {'has no scale subresource' if plural else 'is not served'}",
             )
         rtype = ResourceType(api_version, plural, kind)
         self._discovered[(api_version, kind)] = rtype
@@ -754,11 +825,20 @@ class KubeFleet:
         rtype = POOLS_V1 if group == POOLS_V1.group else POOLS_V1ALPHA2
         obj = self.informers[rtype.api_version].get(namespace, name)
         if obj is None:
-            raise ResolutionError("PoolNotFound", f"InferencePool {namespace}/{name} ({rtype.api_version}) not found")
+            raise ResolutionError(
+                "PoolNotFound", f"InferencePool {namespace}/{name} ({rtype.api_version}) not found"
+            )
         return obj
 
-    async def resolve(self, namespace: str, role: Role, *, pool: Mapping[str, Any], role_label: str,
-                      explicit: tuple[str, str, str] | None) -> RoleTarget:
+    async def resolve(
+        self,
+        namespace: str,
+        role: Role,
+        *,
+        pool: Mapping[str, Any],
+        role_label: str,
+        explicit: tuple[str, str, str] | None,
+    ) -> RoleTarget:
         """The workload serving ``role``: the explicit ``(apiVersion, kind, name)`` or the one workload whose pod
         template carries the pool's selector labels plus ``role_label=role``.
 
@@ -773,20 +853,28 @@ class KubeFleet:
             if informer is not None:
                 obj = informer.get(namespace, name)
                 if obj is None:
-                    raise ResolutionError("TargetNotFound", f"{role.value}: {kind} {namespace}/{name} not found")
+                    raise ResolutionError(
+                        "TargetNotFound", f"{role.value}: {kind} {namespace}/{name} not found"
+                    )
                 pod_selector = _workload_pod_selector(obj)
             else:
                 try:
                     await self.transport.send(get_request(rtype, namespace, name, "scale"))
                 except NotFoundError:
-                    raise ResolutionError("TargetNotFound", f"{role.value}: {kind} {namespace}/{name} not found") from None
+                    raise ResolutionError(
+                        "TargetNotFound", f"{role.value}: {kind} {namespace}/{name} not found"
+                    ) from None
                 pod_selector = {**selector, role_label: role.value}
             return RoleTarget(role, namespace, api_version, kind, name, pod_selector)
         wanted = {**selector, role_label: role.value}
         matches: list[dict[str, Any]] = []
         for rtype in WORKLOADS:
             informer = self.informers[rtype.kind]
-            matches.extend(o for o in informer.in_namespace(namespace) if matches_selector(_pod_template_labels(o), wanted))
+            matches.extend(
+                o
+                for o in informer.in_namespace(namespace)
+                if matches_selector(_pod_template_labels(o), wanted)
+            )
         if not matches:
             raise ResolutionError(
                 "TargetNotFound",
@@ -796,12 +884,19 @@ class KubeFleet:
         if len(matches) > 1:
             names = ", ".join(sorted(f"{o.get('kind')}/{o['metadata']['name']}" for o in matches))
             raise ResolutionError(
-                "AmbiguousTarget", f"{role.value}: {len(matches)} workloads match {label_selector_string(wanted)}: {names}; "
+                "AmbiguousTarget",
+                f"{role.value}: {len(matches)} workloads match {label_selector_string(wanted)}: {names}; "
                 "set spec.roles.<role>.scaleTargetRef",
             )
         obj = matches[0]
-        return RoleTarget(role, namespace, str(obj.get("apiVersion")), str(obj.get("kind")), obj["metadata"]["name"],
-                          _workload_pod_selector(obj))
+        return RoleTarget(
+            role,
+            namespace,
+            str(obj.get("apiVersion")),
+            str(obj.get("kind")),
+            obj["metadata"]["name"],
+            _workload_pod_selector(obj),
+        )
 
     # -- ScaleClient / FleetReader
 
@@ -817,8 +912,11 @@ class KubeFleet:
             if obj is None:
                 raise NotFoundError(f"{target.kind} {target.namespace}/{target.name} not found")
             rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
-            replicas = int((obj.get("spec") or {}).get("replicas", 1) if (obj.get("spec") or {}).get("replicas")
-                           is not None else 1)
+            replicas = int(
+                (obj.get("spec") or {}).get("replicas", 1)
+                if (obj.get("spec") or {}).get("replicas") is not None
+                else 1
+            )
             status_replicas = int((obj.get("status") or {}).get("replicas") or 0)
             override = self._overrides.get((target.namespace, target.kind, target.name))
             if override is not None:
@@ -833,8 +931,13 @@ class KubeFleet:
             status_replicas = int((scale.get("status") or {}).get("replicas") or 0)
             rv = str((scale.get("metadata") or {}).get("resourceVersion", ""))
         ready = sum(1 for _, ok in await self.pods(target) if ok)
-        return ScaleState(replicas=replicas, status_replicas=status_replicas, ready=ready,
-                          starting=max(0, replicas - ready), resource_version=rv)
+        return ScaleState(
+            replicas=replicas,
+            status_replicas=status_replicas,
+            ready=ready,
+            starting=max(0, replicas - ready),
+            resource_version=rv,
+        )
 
     async def pods(self, target: RoleTarget) -> Sequence[tuple[str, bool]]:
         """``(pod, ready)`` for the pods of ``target`` that are not terminating (LeaderWorkerSet: leaders only)."""
@@ -885,9 +988,16 @@ class StatusWriter:
         """Drop the memory of an object (deleted)."""
         self._last.pop((namespace, name), None)
 
-    async def write(self, namespace: str, name: str, current: Mapping[str, Any] | None,
-                    desired: Mapping[str, Any], *, current_rv: str = "",
-                    gate: Callable[[], bool] = lambda: True) -> bool:
+    async def write(
+        self,
+        namespace: str,
+        name: str,
+        current: Mapping[str, Any] | None,
+        desired: Mapping[str, Any],
+        *,
+        current_rv: str = "",
+        gate: Callable[[], bool] = lambda: True,
+    ) -> bool:
         """Patch status from ``current`` (as read at ``current_rv``) to ``desired``; True when a request was sent.
 
         When the object as read is not newer than our own last write, that write is the base of the diff (the
@@ -946,8 +1056,15 @@ class EventRecorder:
         clock: Unix seconds.
     """
 
-    def __init__(self, transport: KubeTransport, controller: str, instance: str, *, series_window_s: float = 360.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        transport: KubeTransport,
+        controller: str,
+        instance: str,
+        *,
+        series_window_s: float = 360.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.transport = transport
         self.controller = controller
         self.instance = instance[:128]
@@ -957,8 +1074,16 @@ class EventRecorder:
         self.patched = 0
         self._series: dict[tuple[str, ...], _Series] = {}
 
-    async def record(self, regarding: Mapping[str, Any], *, type_: str, reason: str, action: str, note: str,
-                     gate: Callable[[], bool] = lambda: True) -> None:
+    async def record(
+        self,
+        regarding: Mapping[str, Any],
+        *,
+        type_: str,
+        reason: str,
+        action: str,
+        note: str,
+        gate: Callable[[], bool] = lambda: True,
+    ) -> None:
         """Record one Event about ``regarding`` (an object with apiVersion, kind, metadata).
 
         Failures are swallowed (Events are best effort, as in client-go) except that the gate is honoured.
@@ -977,21 +1102,39 @@ class EventRecorder:
             if series is not None and now - series.last <= self.series_window_s:
                 series.count += 1
                 series.last = now
-                body = {"series": {"count": series.count, "lastObservedTime": rfc3339_micro(now)}}
-                await self.transport.send(Request("PATCH", object_path(EVENTS, namespace, series.name), body=body,
-                                                  content_type=MERGE_PATCH))
+                body: dict[str, Any] = {
+                    "series": {"count": series.count, "lastObservedTime": rfc3339_micro(now)}
+                }
+                await self.transport.send(
+                    Request(
+                        "PATCH",
+                        object_path(EVENTS, namespace, series.name),
+                        body=body,
+                        content_type=MERGE_PATCH,
+                    )
+                )
                 self.patched += 1
                 return
             name = f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:16]}"
-            body = {
-                "apiVersion": EVENTS.api_version, "kind": "Event",
+            body = {  # noqa: RUF100
+                "apiVersion": EVENTS.api_version,
+                "kind": "Event",
                 "metadata": {"name": name, "namespace": namespace},
                 "eventTime": rfc3339_micro(now),
-                "reportingController": self.controller, "reportingInstance": self.instance,
-                "action": action, "reason": reason, "note": note, "type": type_,
-                "regarding": {"apiVersion": regarding.get("apiVersion"), "kind": regarding.get("kind"),
-                              "name": meta.get("name"), "namespace": namespace, "uid": meta.get("uid"),
-                              "resourceVersion": meta.get("resourceVersion")},
+                "reportingController": self.controller,
+                "reportingInstance": self.instance,
+                "action": action,
+                "reason": reason,
+                "note": note,
+                "type": type_,
+                "regarding": {
+                    "apiVersion": regarding.get("apiVersion"),
+                    "kind": regarding.get("kind"),
+                    "name": meta.get("name"),
+                    "namespace": namespace,
+                    "uid": meta.get("uid"),
+                    "resourceVersion": meta.get("resourceVersion"),
+                },
             }
             await self.transport.send(Request("POST", collection_path(EVENTS, namespace), body=body))
             self.created += 1
@@ -1018,8 +1161,10 @@ class LeaseRecord:
 def _lease_record(obj: Mapping[str, Any]) -> LeaseRecord:
     spec = obj.get("spec") or {}
     return LeaseRecord(
-        holder=str(spec.get("holderIdentity") or ""), duration_s=int(spec.get("leaseDurationSeconds") or 0),
-        acquire_time=str(spec.get("acquireTime") or ""), renew_time=str(spec.get("renewTime") or ""),
+        holder=str(spec.get("holderIdentity") or ""),
+        duration_s=int(spec.get("leaseDurationSeconds") or 0),
+        acquire_time=str(spec.get("acquireTime") or ""),
+        renew_time=str(spec.get("renewTime") or ""),
         transitions=int(spec.get("leaseTransitions") or 0),
         resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""),
     )
@@ -1037,7 +1182,9 @@ class LeaseLock:
     async def get(self) -> LeaseRecord | None:
         """The current record, or None when the Lease does not exist."""
         try:
-            return _lease_record(await self.transport.send_once(get_request(LEASES, self.namespace, self.name)))
+            return _lease_record(
+                await self.transport.send_once(get_request(LEASES, self.namespace, self.name))
+            )
         except NotFoundError:
             return None
 
@@ -1057,7 +1204,9 @@ class LeaseLock:
     async def update(self, spec: Mapping[str, Any], resource_version: str) -> LeaseRecord:
         """Replace the Lease if it is still at ``resource_version`` (else :class:`ConflictError`)."""
         reply = await self.transport.send_once(
-            Request("PUT", object_path(LEASES, self.namespace, self.name), body=self._body(spec, resource_version))
+            Request(
+                "PUT", object_path(LEASES, self.namespace, self.name), body=self._body(spec, resource_version)
+            )
         )
         return _lease_record(reply)
 

@@ -26,11 +26,21 @@ __all__ = ["register", "run_controller"]
 
 # flag name → settings field; each flag's help is the field's own description.
 _FLAGS = {
-    "--kubeconfig": "kubeconfig", "--context": "context", "--namespaces": "namespaces",
-    "--label-selector": "label_selector", "--lease-name": "lease_name", "--lease-namespace": "lease_namespace",
-    "--lease-duration": "lease_duration", "--renew-deadline": "renew_deadline", "--retry-period": "retry_period",
-    "--identity": "identity", "--health-port": "health_port", "--health-host": "health_host",
-    "--metrics-port": "metrics_port", "--log-format": "log_format", "--api-timeout": "api_timeout",
+    "--kubeconfig": "kubeconfig",
+    "--context": "context",
+    "--namespaces": "namespaces",
+    "--label-selector": "label_selector",
+    "--lease-name": "lease_name",
+    "--lease-namespace": "lease_namespace",
+    "--lease-duration": "lease_duration",
+    "--renew-deadline": "renew_deadline",
+    "--retry-period": "retry_period",
+    "--identity": "identity",
+    "--health-port": "health_port",
+    "--health-host": "health_host",
+    "--metrics-port": "metrics_port",
+    "--log-format": "log_format",
+    "--api-timeout": "api_timeout",
     "--shutdown-grace": "shutdown_grace",
 }
 
@@ -38,16 +48,27 @@ _FLAGS = {
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` subcommand."""
     parser = subparsers.add_parser(
-        "run", help="run the controller (watches InferenceAutoscalers and scales their pools)",
+        "run",
+        help="run the controller (watches InferenceAutoscalers and scales their pools)",
         description="Run the controller. Every flag can also be set as an IAS_<NAME> environment variable.",
     )
     fields = ControllerSettings.model_fields
     for flag, name in _FLAGS.items():
         info = fields[name]
-        parser.add_argument(flag, dest=name, default=None, help=info.description,
-                            type=float if info.annotation is float else int if info.annotation is int else str)
-    parser.add_argument("--leader-elect", dest="leader_elect", default=None,
-                        action=argparse.BooleanOptionalAction, help=fields["leader_elect"].description)
+        parser.add_argument(
+            flag,
+            dest=name,
+            default=None,
+            help=info.description,
+            type=float if info.annotation is float else int if info.annotation is int else str,
+        )
+    parser.add_argument(
+        "--leader-elect",
+        dest="leader_elect",
+        default=None,
+        action=argparse.BooleanOptionalAction,
+        help=fields["leader_elect"].description,
+    )
     parser.set_defaults(handler=_handle)
 
 
@@ -57,8 +78,11 @@ def settings_from_args(args: argparse.Namespace) -> ControllerSettings:
     Raises:
         InputError: naming the flag / variable and what was expected.
     """
-    overrides = {name: getattr(args, name) for name in (*_FLAGS.values(), "leader_elect")
-                 if getattr(args, name, None) is not None}
+    overrides = {
+        name: getattr(args, name)
+        for name in (*_FLAGS.values(), "leader_elect")
+        if getattr(args, name, None) is not None
+    }
     try:
         return ControllerSettings(**overrides)
     except ValidationError as err:
@@ -72,7 +96,10 @@ def settings_from_args(args: argparse.Namespace) -> ControllerSettings:
 
 def _prometheus_sources() -> Callable[[InferenceAutoscalerSpec], tuple[str, MetricsSource]]:
     """One PrometheusMetricsSource per (URL, timeout), created on first use."""
-    from autoscaler.adapters import prometheus
+    import importlib
+
+    # Imported lazily: the Prometheus adapter is only needed by `run`, not by importing this module.
+    prometheus: Any = importlib.import_module("autoscaler.adapters.prometheus")
 
     cache: dict[str, MetricsSource] = {}
 
@@ -93,14 +120,21 @@ def _default_policy() -> Policy[InferenceAutoscalerSpec, Any]:
     try:
         from autoscaler.core import decide as core_decide  # type: ignore[attr-defined]
     except ImportError:
-        raise PermanentError("the control core (autoscaler.core.decide) is not available in this build") from None
+        raise PermanentError(
+            "the control core (autoscaler.core.decide) is not available in this build"
+        ) from None
     policy: Policy[InferenceAutoscalerSpec, Any] = core_decide.POLICY
     return policy
 
 
-async def run_controller(settings: ControllerSettings, *, policy: Policy[InferenceAutoscalerSpec, Any],
-                         source_for: Callable[[InferenceAutoscalerSpec], tuple[str, MetricsSource]],
-                         board: DecisionBoard | None = None, stop: asyncio.Event | None = None) -> None:
+async def run_controller(
+    settings: ControllerSettings,
+    *,
+    policy: Policy[InferenceAutoscalerSpec, Any],
+    source_for: Callable[[InferenceAutoscalerSpec], tuple[str, MetricsSource]],
+    board: DecisionBoard | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Run the controller until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     from autoscaler.controller.manager import Controller
 

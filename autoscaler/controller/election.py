@@ -43,10 +43,19 @@ class LeaderElector:
         monotonic / wall: clocks (injectable for tests).
     """
 
-    def __init__(self, lock: LeaseLock, identity: str, *, lease_duration_s: float = 15.0,
-                 renew_deadline_s: float = 10.0, retry_period_s: float = 2.0,
-                 on_started: Callable[[], None] | None = None, on_stopped: Callable[[], None] | None = None,
-                 monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        lock: LeaseLock,
+        identity: str,
+        *,
+        lease_duration_s: float = 15.0,
+        renew_deadline_s: float = 10.0,
+        retry_period_s: float = 2.0,
+        on_started: Callable[[], None] | None = None,
+        on_stopped: Callable[[], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.lock = lock
         self.identity = identity
         self.lease_duration_s = lease_duration_s
@@ -71,8 +80,11 @@ class LeaderElector:
         started = self.monotonic()
         now_wall = self.wall()
         record = await self.lock.get()
-        spec = {"holderIdentity": self.identity, "leaseDurationSeconds": max(1, round(self.lease_duration_s)),
-                "renewTime": rfc3339_micro(now_wall)}
+        spec = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": max(1, round(self.lease_duration_s)),
+            "renewTime": rfc3339_micro(now_wall),
+        }
         if record is None:
             spec.update(acquireTime=rfc3339_micro(now_wall), leaseTransitions=0)
             await self.lock.create(spec)
@@ -84,7 +96,10 @@ class LeaderElector:
         if held_by_other and not self._expired(record, started, now_wall):
             return False
         if record.holder == self.identity:
-            spec.update(acquireTime=record.acquire_time or rfc3339_micro(now_wall), leaseTransitions=record.transitions)
+            spec.update(
+                acquireTime=record.acquire_time or rfc3339_micro(now_wall),
+                leaseTransitions=record.transitions,
+            )
         else:
             spec.update(acquireTime=rfc3339_micro(now_wall), leaseTransitions=record.transitions + 1)
         updated = await self.lock.update(spec, record.resource_version)
@@ -150,8 +165,13 @@ class LeaderElector:
             record = await self.lock.get()
             if record is not None and record.holder == self.identity:
                 await self.lock.update(
-                    {"holderIdentity": "", "leaseDurationSeconds": 1, "acquireTime": record.acquire_time,
-                     "renewTime": rfc3339_micro(self.wall()), "leaseTransitions": record.transitions},
+                    {
+                        "holderIdentity": "",
+                        "leaseDurationSeconds": 1,
+                        "acquireTime": record.acquire_time,
+                        "renewTime": rfc3339_micro(self.wall()),
+                        "leaseTransitions": record.transitions,
+                    },
                     record.resource_version,
                 )
         except (TemporaryError, PermanentError) as err:

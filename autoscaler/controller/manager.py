@@ -81,14 +81,26 @@ class Controller:
         clock: Unix time for decisions.
     """
 
-    def __init__(self, settings: ControllerSettings, transport: KubeTransport,
-                 policy: Policy[InferenceAutoscalerSpec, Any], source_for: SourceFactory, *,
-                 board: DecisionBoard | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: ControllerSettings,
+        transport: KubeTransport,
+        policy: Policy[InferenceAutoscalerSpec, Any],
+        source_for: SourceFactory,
+        *,
+        board: DecisionBoard | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         self.transport = transport
         namespaces = settings.namespace_list
-        self.ias = Informer(transport, IAS_TYPE, namespaces=namespaces, label_selector=settings.label_selector,
-                            handler=self._on_ias_event)
+        self.ias = Informer(
+            transport,
+            IAS_TYPE,
+            namespaces=namespaces,
+            label_selector=settings.label_selector,
+            handler=self._on_ias_event,
+        )
         self.fleet = KubeFleet(transport, namespaces)
         self.status = StatusWriter(transport, IAS_TYPE)
         self.events = EventRecorder(transport, REPORTING_CONTROLLER, settings.identity)
@@ -96,13 +108,25 @@ class Controller:
         self.elector: LeaderElector | None = None
         if settings.leader_elect:
             self.elector = LeaderElector(
-                LeaseLock(transport, settings.lease_namespace_resolved, settings.lease_name), settings.identity,
-                lease_duration_s=settings.lease_duration, renew_deadline_s=settings.renew_deadline,
-                retry_period_s=settings.retry_period, on_started=self._on_leading, on_stopped=self._on_not_leading,
+                LeaseLock(transport, settings.lease_namespace_resolved, settings.lease_name),
+                settings.identity,
+                lease_duration_s=settings.lease_duration,
+                renew_deadline_s=settings.renew_deadline,
+                retry_period_s=settings.retry_period,
+                on_started=self._on_leading,
+                on_stopped=self._on_not_leading,
             )
-        self.reconciler = Reconciler(ias=self.ias, fleet=self.fleet, status=self.status, events=self.events,
-                                     metrics=self.batcher, policy=policy, board=board, clock=clock or SystemClock(),
-                                     may_write=self.may_write)
+        self.reconciler = Reconciler(
+            ias=self.ias,
+            fleet=self.fleet,
+            status=self.status,
+            events=self.events,
+            metrics=self.batcher,
+            policy=policy,
+            board=board,
+            clock=clock or SystemClock(),
+            may_write=self.may_write,
+        )
         self.stats = ReconcileStats()
         self.workers: dict[str, _Worker] = {}
         self.leading = not settings.leader_elect
@@ -183,8 +207,12 @@ class Controller:
             except Exception as err:  # supervision boundary: log, back off, try again
                 self.stats.errors += 1
                 delay = backoff.next_delay()
-                log.warning("reconcile failed", resource=key, error=f"{type(err).__name__}: {err}",
-                            retry_in=round(delay, 2))
+                log.warning(
+                    "reconcile failed",
+                    resource=key,
+                    error=f"{type(err).__name__}: {err}",
+                    retry_in=round(delay, 2),
+                )
             finally:
                 me.busy = False
             self.stats.reconciles += 1
@@ -221,10 +249,10 @@ class Controller:
         self.stopping = True
         for worker in self.workers.values():
             worker.wake.set()  # idle workers leave their loop at once
-        deadline = time.monotonic() + self.settings.shutdown_grace
-        while any(w.busy for w in self.workers.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
         tasks = [w.task for w in self.workers.values()]
+        if tasks:
+            # A worker leaves its loop after the reconcile in flight (and its writes) completes.
+            await asyncio.wait(tasks, timeout=self.settings.shutdown_grace)
         self._cancel_workers()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -271,8 +299,12 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
 
     async def _healthz(self, _: web.Request) -> web.Response:
-        dead = [t.get_name() for i in (self.controller.ias, *self.controller.fleet.informers.values())
-                for t in i._tasks if t.done()]
+        dead = [
+            t.get_name()
+            for i in (self.controller.ias, *self.controller.fleet.informers.values())
+            for t in i._tasks
+            if t.done()
+        ]
         if dead:
             return web.Response(status=500, text=f"dead: {', '.join(dead)}\n")
         return web.Response(text="ok\n")
@@ -294,7 +326,7 @@ class HealthServer:
         await site.start()
         server = site._server
         if self.port == 0 and server is not None:
-            self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+            self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         log.info("health server listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:
@@ -302,4 +334,3 @@ class HealthServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-

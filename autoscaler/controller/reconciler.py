@@ -25,25 +25,52 @@ from autoscaler.adapters.kube import (
     StatusWriter,
     rfc3339,
 )
+from autoscaler.api.durations import parse_duration
 from autoscaler.api.v1alpha1 import (
     Actuation,
     InferenceAutoscalerSpec,
     ManualChangePolicy,
     parse_spec,
 )
-from autoscaler.api.durations import parse_duration
 from autoscaler.core.types import DataFlag, Decision, Observation, Policy, ReasonCode, Role, RoleObservation
 from autoscaler.errors import InvalidSpecError, PermanentError
-from autoscaler.ports import Clock, DecisionBoard, DecisionRecord, MetricsSource, PoolQuery, RoleTarget, ScaleState
+from autoscaler.ports import (
+    Clock,
+    DecisionBoard,
+    DecisionRecord,
+    MetricsSource,
+    PoolQuery,
+    RoleTarget,
+    ScaleState,
+)
 
-__all__ = ["CONDITION_TYPES", "MetricsBatcher", "Reconciler", "ResourceMemory", "SystemClock", "build_conditions"]
+__all__ = [
+    "CONDITION_TYPES",
+    "MetricsBatcher",
+    "Reconciler",
+    "ResourceMemory",
+    "SystemClock",
+    "build_conditions",
+]
 
 log = structlog.get_logger("autoscaler.controller")
 
-CONDITION_TYPES = ("Ready", "TargetsResolved", "MetricsAvailable", "SLOMet", "ScalingLimited", "BudgetLimited")
+CONDITION_TYPES = (
+    "Ready",
+    "TargetsResolved",
+    "MetricsAvailable",
+    "SLOMet",
+    "ScalingLimited",
+    "BudgetLimited",
+)
 # (type, status) pairs that deserve a Warning event; every other condition change is Normal.
-_WARNING = {("Ready", "False"), ("TargetsResolved", "False"), ("MetricsAvailable", "False"), ("SLOMet", "False"),
-            ("BudgetLimited", "True")}
+_WARNING = {
+    ("Ready", "False"),
+    ("TargetsResolved", "False"),
+    ("MetricsAvailable", "False"),
+    ("SLOMet", "False"),
+    ("BudgetLimited", "True"),
+}
 _LIMITING = {ReasonCode.AT_MAX, ReasonCode.AT_MIN, ReasonCode.RATE_LIMITED, ReasonCode.STABILIZED}
 
 
@@ -119,7 +146,9 @@ class MetricsBatcher:
             if fut.done():
                 continue
             obs = results.get(query.key)
-            fut.set_result(obs if obs is not None else Observation(time=now, roles={}, source_ok=False, error=error))
+            fut.set_result(
+                obs if obs is not None else Observation(time=now, roles={}, source_ok=False, error=error)
+            )
 
     async def close(self) -> None:
         """Cancel pending batches."""
@@ -168,8 +197,9 @@ class ResourceMemory:
 CondSpec = tuple[str, str, str]  # (status, reason, message)
 
 
-def build_conditions(old: Sequence[Mapping[str, Any]], wanted: Mapping[str, CondSpec], generation: int | None,
-                     now: float) -> tuple[list[dict[str, Any]], list[tuple[str, CondSpec, bool]]]:
+def build_conditions(
+    old: Sequence[Mapping[str, Any]], wanted: Mapping[str, CondSpec], generation: int | None, now: float
+) -> tuple[list[dict[str, Any]], list[tuple[str, CondSpec, bool]]]:
     """The new condition list, keeping ``lastTransitionTime`` when a condition's status did not change.
 
     Returns:
@@ -189,8 +219,13 @@ def build_conditions(old: Sequence[Mapping[str, Any]], wanted: Mapping[str, Cond
             transition = str(prev.get("lastTransitionTime") or transition)
         if prev is None or prev.get("status") != status or prev.get("reason") != reason:
             changes.append((ctype, (status, reason, message), prev is None))
-        cond: dict[str, Any] = {"type": ctype, "status": status, "lastTransitionTime": transition,
-                                "reason": reason, "message": message[:32768]}
+        cond: dict[str, Any] = {
+            "type": ctype,
+            "status": status,
+            "lastTransitionTime": transition,
+            "reason": reason,
+            "message": message[:32768],
+        }
         if generation is not None:
             cond["observedGeneration"] = generation
         out.append(cond)
@@ -203,7 +238,7 @@ def _sig(value: float | None, digits: int = 4) -> float | None:
         return None
     if value == 0:
         return 0.0
-    return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
 def _fmt_seconds(value: float) -> str:
@@ -237,10 +272,19 @@ class Reconciler:
         may_write: the leader-election gate, checked right before every write.
     """
 
-    def __init__(self, *, ias: Informer, fleet: KubeFleet, status: StatusWriter, events: EventRecorder,
-                 metrics: MetricsBatcher, policy: Policy[InferenceAutoscalerSpec, Any],
-                 board: DecisionBoard | None = None, clock: Clock | None = None,
-                 may_write: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        *,
+        ias: Informer,
+        fleet: KubeFleet,
+        status: StatusWriter,
+        events: EventRecorder,
+        metrics: MetricsBatcher,
+        policy: Policy[InferenceAutoscalerSpec, Any],
+        board: DecisionBoard | None = None,
+        clock: Clock | None = None,
+        may_write: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.ias = ias
         self.fleet = fleet
         self.status = status
@@ -299,8 +343,9 @@ class Reconciler:
                 role = Role(role_name)
                 ref = role_spec.scale_target_ref
                 explicit = (ref.api_version, ref.kind, ref.name) if ref is not None else None
-                targets[role] = await self.fleet.resolve(namespace, role, pool=pool, role_label=spec.role_label,
-                                                         explicit=explicit)
+                targets[role] = await self.fleet.resolve(
+                    namespace, role, pool=pool, role_label=spec.role_label, explicit=explicit
+                )
             scales = {role: await self.fleet.get_scale(t) for role, t in targets.items()}
             pods = {role: await self.fleet.pods(t) for role, t in targets.items()}
         except (ResolutionError, NotFoundError) as err:
@@ -310,17 +355,22 @@ class Reconciler:
             await self._finish(obj, out, generation, now, spec)
             return interval
         out.conditions["TargetsResolved"] = (
-            "True", "TargetsResolved",
+            "True",
+            "TargetsResolved",
             "; ".join(f"{r.value}: {t.kind}/{t.name}" for r, t in targets.items()),
         )
 
         # 3. observe
         query = PoolQuery(
-            key=key, namespace=namespace, pool=spec.pool_ref.name, engine=spec.metrics.engine.value,
+            key=key,
+            namespace=namespace,
+            pool=spec.pool_ref.name,
+            engine=spec.metrics.engine.value,
             pods_by_role={r: [p for p, _ in pods[r]] for r in targets},
             percentiles={"ttft": spec.slo.ttft.quantile, "itl": spec.slo.itl.quantile},
             window_s=parse_duration(spec.metrics.window),
-            label_overrides=dict(spec.metrics.label_overrides), metric_overrides=dict(spec.metrics.metric_overrides),
+            label_overrides=dict(spec.metrics.label_overrides),
+            metric_overrides=dict(spec.metrics.metric_overrides),
         )
         metrics_obs = await self.metrics.observe(spec, query, now)
         observation = _merge_observation(metrics_obs, scales, now)
@@ -331,7 +381,9 @@ class Reconciler:
             mem.generation = generation
         decision, mem.state = self.policy.decide(spec, observation, mem.state, now)
         desired = {
-            role: max(rs.min_replicas, min(rs.max_replicas, int(decision.desired.get(role, scales[role].replicas))))
+            role: max(
+                rs.min_replicas, min(rs.max_replicas, int(decision.desired.get(role, scales[role].replicas)))
+            )
             for role, rs in ((Role(n), s) for n, s in spec.roles.items())
         }
 
@@ -339,8 +391,9 @@ class Reconciler:
         limited: list[str] = []
         failed: list[str] = []
         if spec.actuation is Actuation.DIRECT:
-            applied = await self._actuate(obj, key, spec, targets, scales, desired, decision, mem, now, limited,
-                                          failed)
+            applied = await self._actuate(
+                obj, key, spec, targets, scales, desired, decision, mem, now, limited, failed
+            )
         else:
             applied = {role: s.replicas for role, s in scales.items()}
             mem.applied.clear()
@@ -350,8 +403,13 @@ class Reconciler:
             scale = scales[role]
             current = applied[role]
             ready = scale.ready
-            out.roles[role.value] = {"current": current, "desired": desired[role], "ready": ready,
-                                     "starting": max(0, current - ready), "target": f"{target.kind}/{target.name}"}
+            out.roles[role.value] = {
+                "current": current,
+                "desired": desired[role],
+                "ready": ready,
+                "starting": max(0, current - ready),
+                "target": f"{target.kind}/{target.name}",
+            }
         self._decision_conditions(spec, observation, decision, limited, out)
         if failed:
             out.conditions["Ready"] = ("False", "ScaleFailed", "; ".join(failed))
@@ -360,19 +418,36 @@ class Reconciler:
 
         # 7. publish
         if self.board is not None:
-            self.board.publish(DecisionRecord(
-                namespace=namespace, name=name, pool=spec.pool_ref.name, labels=dict(meta.get("labels") or {}),
-                decision=dataclasses.replace(decision, desired=desired), observation=observation,
-                slo_targets={"ttft": spec.slo.ttft.target_s, "itl": spec.slo.itl.target_s}, time=now,
-            ))
+            self.board.publish(
+                DecisionRecord(
+                    namespace=namespace,
+                    name=name,
+                    pool=spec.pool_ref.name,
+                    labels=dict(meta.get("labels") or {}),
+                    decision=dataclasses.replace(decision, desired=desired),
+                    observation=observation,
+                    slo_targets={"ttft": spec.slo.ttft.target_s, "itl": spec.slo.itl.target_s},
+                    time=now,
+                )
+            )
         return interval
 
     # -- actuation
 
-    async def _actuate(self, obj: Mapping[str, Any], key: str, spec: InferenceAutoscalerSpec,
-                       targets: Mapping[Role, RoleTarget], scales: Mapping[Role, ScaleState],
-                       desired: Mapping[Role, int], decision: Decision, mem: ResourceMemory, now: float,
-                       limited: list[str], failed: list[str]) -> dict[Role, int]:
+    async def _actuate(
+        self,
+        obj: Mapping[str, Any],
+        key: str,
+        spec: InferenceAutoscalerSpec,
+        targets: Mapping[Role, RoleTarget],
+        scales: Mapping[Role, ScaleState],
+        desired: Mapping[Role, int],
+        decision: Decision,
+        mem: ResourceMemory,
+        now: float,
+        limited: list[str],
+        failed: list[str],
+    ) -> dict[Role, int]:
         applied = {role: s.replicas for role, s in scales.items()}
         for role, scale in scales.items():
             target = targets[role]
@@ -389,20 +464,34 @@ class Reconciler:
                     what = f"restoring {desired[role]}"
                 mem.applied[role] = after
                 await self.events.record(
-                    obj, type_="Warning", reason="ManualChange", action="Observe",
+                    obj,
+                    type_="Warning",
+                    reason="ManualChange",
+                    action="Observe",
                     note=f"{role.value} {target.kind}/{target.name}: replicas changed {before}→{after} outside "
                     f"the autoscaler; manualChangePolicy {policy.value}: {what}",
                     gate=self.may_write,
                 )
-                log.info("manual change", resource=key, role=role.value, before=before, after=after,
-                         policy=policy.value)
+                log.info(
+                    "manual change",
+                    resource=key,
+                    role=role.value,
+                    before=before,
+                    after=after,
+                    policy=policy.value,
+                )
         for role in list(mem.paused_until):
             if now >= mem.paused_until[role]:
                 del mem.paused_until[role]
         for role in mem.paused_until:
-            limited.append(f"{role.value}: paused after a manual change until {rfc3339(mem.paused_until[role])}")
-        changes = [(role, desired[role]) for role in scales
-                   if role not in mem.paused_until and desired[role] != scales[role].replicas]
+            limited.append(
+                f"{role.value}: paused after a manual change until {rfc3339(mem.paused_until[role])}"
+            )
+        changes = [
+            (role, desired[role])
+            for role in scales
+            if role not in mem.paused_until and desired[role] != scales[role].replicas
+        ]
         # Scale up before scale down, so capacity never dips during a rebalance between roles.
         changes.sort(key=lambda c: c[1] <= scales[c[0]].replicas)
         primary = decision.primary_reason
@@ -415,23 +504,41 @@ class Reconciler:
                 await self._set_replicas(target, replicas)
             except PermanentError as err:
                 failed.append(f"{role.value} {target.kind}/{target.name}: {err}")
-                await self.events.record(obj, type_="Warning", reason="ScaleFailed", action="Scale",
-                                         note=f"{role.value} {target.kind}/{target.name}: {before}→{replicas}: {err}",
-                                         gate=self.may_write)
+                await self.events.record(
+                    obj,
+                    type_="Warning",
+                    reason="ScaleFailed",
+                    action="Scale",
+                    note=f"{role.value} {target.kind}/{target.name}: {before}→{replicas}: {err}",
+                    gate=self.may_write,
+                )
                 continue
             self.scale_actions += 1
             mem.applied[role] = replicas
             applied[role] = replicas
             role_reason = next((r for r in decision.reasons if r.role is role), None) or primary
-            code = role_reason.code.value if role_reason else ("ScaleUp" if replicas > before else "ScaleDown")
+            code = (
+                role_reason.code.value if role_reason else ("ScaleUp" if replicas > before else "ScaleDown")
+            )
             message = role_reason.message if role_reason else ""
             await self.events.record(
-                obj, type_="Normal", reason=code, action="Scale",
-                note=f"{role.value} {target.kind}/{target.name}: {before}→{replicas}" + (f": {message}" if message else ""),
+                obj,
+                type_="Normal",
+                reason=code,
+                action="Scale",
+                note=f"{role.value} {target.kind}/{target.name}: {before}→{replicas}"
+                + (f": {message}" if message else ""),
                 gate=self.may_write,
             )
-            log.info("scaled", resource=key, role=role.value, target=f"{target.kind}/{target.name}",
-                     before=before, after=replicas, reason=code)
+            log.info(
+                "scaled",
+                resource=key,
+                role=role.value,
+                target=f"{target.kind}/{target.name}",
+                before=before,
+                after=replicas,
+                reason=code,
+            )
         return applied
 
     async def _set_replicas(self, target: RoleTarget, replicas: int) -> None:
@@ -448,10 +555,20 @@ class Reconciler:
 
     # -- status assembly
 
-    def _decision_conditions(self, spec: InferenceAutoscalerSpec, observation: Observation, decision: Decision,
-                             limited: list[str], out: _Outcome) -> None:
+    def _decision_conditions(
+        self,
+        spec: InferenceAutoscalerSpec,
+        observation: Observation,
+        decision: Decision,
+        limited: list[str],
+        out: _Outcome,
+    ) -> None:
         if observation.trustworthy:
-            out.conditions["MetricsAvailable"] = ("True", "MetricsAvailable", "all roles report fresh metrics")
+            out.conditions["MetricsAvailable"] = (
+                "True",
+                "MetricsAvailable",
+                "all roles report fresh metrics",
+            )
         else:
             reason = "MetricsUnavailable" if not observation.source_ok else "HoldOnBadData"
             notes = [observation.error] if observation.error else []
@@ -466,29 +583,50 @@ class Reconciler:
             out.conditions["SLOMet"] = ("Unknown", "NoData", "TTFT or ITL not observed")
         else:
             t_ok, i_ok = ttft <= spec.slo.ttft.target_s, itl <= spec.slo.itl.target_s
-            msg = (f"TTFT p{spec.slo.ttft.percentile:g} {_fmt_seconds(ttft)} (target {spec.slo.ttft.target}), "
-                   f"ITL p{spec.slo.itl.percentile:g} {_fmt_seconds(itl)} (target {spec.slo.itl.target})")
-            out.conditions["SLOMet"] = ("True", "SLOMet", msg) if t_ok and i_ok else ("False", "SLOViolated", msg)
+            msg = (
+                f"TTFT p{spec.slo.ttft.percentile:g} {_fmt_seconds(ttft)} (target {spec.slo.ttft.target}), "
+                f"ITL p{spec.slo.itl.percentile:g} {_fmt_seconds(itl)} (target {spec.slo.itl.target})"
+            )
+            out.conditions["SLOMet"] = (
+                ("True", "SLOMet", msg) if t_ok and i_ok else ("False", "SLOViolated", msg)
+            )
         lim = [r for r in decision.reasons if r.code in _LIMITING]
         if limited or lim:
             first = "ManualChangePause" if limited else lim[0].code.value
-            out.conditions["ScalingLimited"] = ("True", first, "; ".join([*limited, *(r.message for r in lim)]))
+            out.conditions["ScalingLimited"] = (
+                "True",
+                first,
+                "; ".join([*limited, *(r.message for r in lim)]),
+            )
         else:
-            out.conditions["ScalingLimited"] = ("False", "DesiredWithinRange", "the desired replicas are within bounds")
+            out.conditions["ScalingLimited"] = (
+                "False",
+                "DesiredWithinRange",
+                "the desired replicas are within bounds",
+            )
         if spec.cost.budget_per_hour is not None:
             budget = next((r for r in decision.reasons if r.code is ReasonCode.BUDGET_LIMITED), None)
             out.conditions["BudgetLimited"] = (
-                ("True", "BudgetLimited", budget.message) if budget
+                ("True", "BudgetLimited", budget.message)
+                if budget
                 else ("False", "WithinBudget", f"plan fits the budget of {spec.cost.budget_per_hour}/h")
             )
         mode = {Actuation.DIRECT: "Actuating", Actuation.HPA: "PublishingForHPA", Actuation.DRY_RUN: "DryRun"}
         out.conditions["Ready"] = ("True", mode[spec.actuation], f"actuation {spec.actuation.value}")
 
-    def _decision_status(self, obj: Mapping[str, Any], spec: InferenceAutoscalerSpec, observation: Observation,
-                         decision: Decision, desired: Mapping[Role, int], now: float, out: _Outcome) -> None:
+    def _decision_status(
+        self,
+        obj: Mapping[str, Any],
+        spec: InferenceAutoscalerSpec,
+        observation: Observation,
+        decision: Decision,
+        desired: Mapping[Role, int],
+        now: float,
+        out: _Outcome,
+    ) -> None:
         old = obj.get("status") or {}
         roles = observation.roles.values()
-        observed = {
+        observed: dict[str, Any] = {
             "ttftSeconds": _sig(_max_known(r.ttft for r in roles)),
             "itlSeconds": _sig(_max_known(r.itl for r in roles)),
             "queueDepth": _sig(_sum_known(r.queue_depth for r in roles)),
@@ -503,8 +641,11 @@ class Reconciler:
             observed["time"] = prev_time if prev_obs == observed and prev_time else rfc3339(now)
             out.extra["observed"] = observed
         if decision.forecast is not None:
-            out.extra["forecast"] = {"arrivalRate": _sig(decision.forecast.arrival_rate),
-                                     "horizonSeconds": decision.forecast.horizon_s, "method": decision.forecast.method}
+            out.extra["forecast"] = {
+                "arrivalRate": _sig(decision.forecast.arrival_rate),
+                "horizonSeconds": decision.forecast.horizon_s,
+                "method": decision.forecast.method,
+            }
         if decision.predicted_ttft is not None:
             out.extra["predictedTtftSeconds"] = _sig(decision.predicted_ttft)
         if decision.predicted_itl is not None:
@@ -519,8 +660,11 @@ class Reconciler:
         message = primary.message if primary else ""
         prev_dec = old.get("lastDecision") or {}
         same = prev_dec.get("reason") == reason and prev_dec.get("message") == message
-        out.extra["lastDecision"] = {"time": prev_dec.get("time") if same and prev_dec.get("time") else rfc3339(now),
-                                     "reason": reason, "message": message[:4096]}
+        out.extra["lastDecision"] = {
+            "time": prev_dec.get("time") if same and prev_dec.get("time") else rfc3339(now),
+            "reason": reason,
+            "message": message[:4096],
+        }
         summary: dict[str, str] = {}
         for role_name, rs in out.roles.items():
             col = "prefill" if role_name == "prefill" else "decode"
@@ -528,13 +672,23 @@ class Reconciler:
         ttft = observed.get("ttftSeconds")
         summary["ttft"] = f"{_fmt_seconds(ttft) if ttft is not None else '-'}/{spec.slo.ttft.target}"
         queue = observed.get("queueDepth")
-        summary["queue"] = "-" if queue is None else (f"{queue:.0f}" if queue >= 10 or queue == int(queue) else f"{queue:.1f}")
+        summary["queue"] = (
+            "-"
+            if queue is None
+            else (f"{queue:.0f}" if queue >= 10 or queue == int(queue) else f"{queue:.1f}")
+        )
         kv = observed.get("kvCacheUtilization")
         summary["kvCache"] = "-" if kv is None else f"{kv * 100:.0f}%"
         out.extra["summary"] = summary
 
-    async def _finish(self, obj: Mapping[str, Any], out: _Outcome, generation: int | None, now: float,
-                      spec: InferenceAutoscalerSpec | None) -> None:
+    async def _finish(
+        self,
+        obj: Mapping[str, Any],
+        out: _Outcome,
+        generation: int | None,
+        now: float,
+        spec: InferenceAutoscalerSpec | None,
+    ) -> None:
         old = dict(obj.get("status") or {})
         conditions, changes = build_conditions(old.get("conditions") or [], out.conditions, generation, now)
         if spec is None:
@@ -549,26 +703,47 @@ class Reconciler:
             if old.get("lastScaleTime"):
                 new["lastScaleTime"] = old["lastScaleTime"]
             prev_roles = old.get("roles") or {}
-            if any((prev_roles.get(r) or {}).get("current") not in (None, v["current"]) for r, v in out.roles.items()):
+            if any(
+                (prev_roles.get(r) or {}).get("current") not in (None, v["current"])
+                for r, v in out.roles.items()
+            ):
                 new["lastScaleTime"] = rfc3339(now)
             if not out.extra:  # resolution failed: keep the last known figures
-                for keep in ("observed", "forecast", "costPerHour", "lastDecision", "summary",
-                             "predictedTtftSeconds", "predictedItlSeconds"):
+                for keep in (
+                    "observed",
+                    "forecast",
+                    "costPerHour",
+                    "lastDecision",
+                    "summary",
+                    "predictedTtftSeconds",
+                    "predictedItlSeconds",
+                ):
                     if keep in old:
                         new[keep] = old[keep]
         if generation is not None:
             new["observedGeneration"] = generation
         new["conditions"] = conditions
         meta = obj.get("metadata") or {}
-        await self.status.write(str(meta.get("namespace")), str(meta.get("name")), old,
-                                new, current_rv=str(meta.get("resourceVersion") or ""), gate=self.may_write)
+        await self.status.write(
+            str(meta.get("namespace")),
+            str(meta.get("name")),
+            old,
+            new,
+            current_rv=str(meta.get("resourceVersion") or ""),
+            gate=self.may_write,
+        )
         for ctype, (status, reason, message), is_new in changes:
             warning = (ctype, status) in _WARNING
             if is_new and not warning:
                 continue  # a healthy first status is not news; problems are
-            await self.events.record(obj, type_="Warning" if warning else "Normal", reason=reason,
-                                     action="ConditionChanged", note=f"{ctype}={status}: {message}",
-                                     gate=self.may_write)
+            await self.events.record(
+                obj,
+                type_="Warning" if warning else "Normal",
+                reason=reason,
+                action="ConditionChanged",
+                note=f"{ctype}={status}: {message}",
+                gate=self.may_write,
+            )
 
 
 def _max_known(values: Any) -> float | None:
@@ -587,11 +762,16 @@ def _merge_observation(metrics: Observation, scales: Mapping[Role, ScaleState], 
     for role, scale in scales.items():
         ro = metrics.roles.get(role)
         if ro is None:
-            ro = RoleObservation(replicas=scale.replicas, ready=scale.ready, starting=scale.starting,
-                                 flags=frozenset({DataFlag.MISSING if metrics.source_ok else DataFlag.ERROR}),
-                                 notes=(metrics.error or f"no metrics for role {role.value}",))
+            ro = RoleObservation(
+                replicas=scale.replicas,
+                ready=scale.ready,
+                starting=scale.starting,
+                flags=frozenset({DataFlag.MISSING if metrics.source_ok else DataFlag.ERROR}),
+                notes=(metrics.error or f"no metrics for role {role.value}",),
+            )
         else:
             ro = dataclasses.replace(ro, replicas=scale.replicas, ready=scale.ready, starting=scale.starting)
         roles[role] = ro.sanitized()
-    return Observation(time=metrics.time or now, roles=roles, source_ok=metrics.source_ok, error=metrics.error)
-
+    return Observation(
+        time=metrics.time or now, roles=roles, source_ok=metrics.source_ok, error=metrics.error
+    )
