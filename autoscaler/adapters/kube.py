@@ -549,6 +549,9 @@ class Informer:
         self.page_size = page_size
         self.store: dict[tuple[str, str], dict[str, Any]] = {}
         self.by_namespace: dict[str, dict[str, dict[str, Any]]] = {}
+        # (namespace, label, value) → names: selector lookups touch only candidate objects, so a tick over N
+        # resources does not scan every pod of the namespace N times.
+        self.by_label: dict[tuple[str, str, str], set[str]] = {}
         self.relists = 0
         self.available = True
         self._synced = asyncio.Event()
@@ -580,12 +583,40 @@ class Informer:
                 return
         self._set(key, obj)
 
+    def select(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Cached objects of ``namespace`` whose labels match ``selector`` (``matchLabels`` semantics)."""
+        if not selector:
+            return list(self.in_namespace(namespace))
+        sets = [self.by_label.get((namespace, k, v), set()) for k, v in selector.items()]
+        smallest = min(sets, key=len)
+        objects = self.by_namespace.get(namespace, {})
+        return [objects[n] for n in smallest if n in objects and all(n in s for s in sets)]
+
+    @staticmethod
+    def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+        return (obj.get("metadata") or {}).get("labels") or {}
+
     def _set(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        old = self.store.get(key)
+        if old is not None:
+            self._unindex(key, old)
         self.store[key] = obj
         self.by_namespace.setdefault(key[0], {})[key[1]] = obj
+        for k, v in self._labels(obj).items():
+            self.by_label.setdefault((key[0], k, v), set()).add(key[1])
+
+    def _unindex(self, key: tuple[str, str], obj: Mapping[str, Any]) -> None:
+        for k, v in self._labels(obj).items():
+            names = self.by_label.get((key[0], k, v))
+            if names is not None:
+                names.discard(key[1])
+                if not names:
+                    del self.by_label[(key[0], k, v)]
 
     def _delete(self, key: tuple[str, str]) -> None:
-        self.store.pop(key, None)
+        old = self.store.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
         self.by_namespace.get(key[0], {}).pop(key[1], None)
 
     def _emit(self, kind: str, obj: dict[str, Any]) -> None:
@@ -942,10 +973,10 @@ class KubeFleet:
     async def pods(self, target: RoleTarget) -> Sequence[tuple[str, bool]]:
         """``(pod, ready)`` for the pods of ``target`` that are not terminating (LeaderWorkerSet: leaders only)."""
         out: list[tuple[str, bool]] = []
-        for pod in self.informers["Pod"].in_namespace(target.namespace):
+        for pod in self.informers["Pod"].select(target.namespace, target.pod_selector):
             meta = pod["metadata"]
             labels = meta.get("labels") or {}
-            if meta.get("deletionTimestamp") or not matches_selector(labels, target.pod_selector):
+            if meta.get("deletionTimestamp"):
                 continue
             if target.kind == "LeaderWorkerSet" and labels.get(LWS_WORKER_INDEX_LABEL, "0") != "0":
                 continue
