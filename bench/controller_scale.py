@@ -115,7 +115,8 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
         await asyncio.sleep(0.05)
     cold_end = max(e for _, e in spans[:n])
     cold_requests = [r for r in requests_at if synced <= r[0] <= cold_end]
-    first_boundary = math.floor(cold_end / interval + 1) * interval
+    # One warm-up tick: it records the readiness reached after the cold tick's scale-ups.
+    first_boundary = math.floor(cold_end / interval + 2) * interval
     await asyncio.sleep(first_boundary + ticks * interval - time.time() + 0.5 * interval)
     await controller.stop()
     await transport.close()
