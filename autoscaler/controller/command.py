@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from autoscaler.adapters.kube import KubeTransport, new_api_client
 from autoscaler.api.durations import parse_duration
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec
-from autoscaler.core.types import Policy
-from autoscaler.errors import InputError, PermanentError
+from autoscaler.core.types import Decision, Observation, Policy
+from autoscaler.errors import InputError
 from autoscaler.ports import DecisionBoard, MetricsSource
 from autoscaler.settings import ControllerSettings
 
-__all__ = ["register", "run_controller"]
+__all__ = ["ProfilePolicy", "register", "run_controller", "settings_from_args"]
 
 # flag name → settings field; each flag's help is the field's own description.
 _FLAGS = {
@@ -116,15 +116,37 @@ def _prometheus_sources() -> Callable[[InferenceAutoscalerSpec], tuple[str, Metr
     return source_for
 
 
-def _default_policy() -> Policy[InferenceAutoscalerSpec, Any]:
-    try:
-        from autoscaler.core import decide as core_decide  # type: ignore[attr-defined]
-    except ImportError:
-        raise PermanentError(
-            "the control core (autoscaler.core.decide) is not available in this build"
-        ) from None
-    policy: Policy[InferenceAutoscalerSpec, Any] = core_decide.POLICY
-    return policy
+class ProfilePolicy:
+    """The control core's ``SLOPolicy``, one instance per performance profile named in the specs.
+
+    ``SLOPolicy`` is built around one measured profile; InferenceAutoscalers name theirs in
+    ``spec.performance.profile``, so this wrapper loads each profile once (from the bundled catalog) and
+    delegates. Still a pure policy: the state is the wrapped policy's state.
+    """
+
+    name = "slo"
+
+    def __init__(self) -> None:
+        self._policies: dict[str, Any] = {}
+
+    def _policy(self, spec: InferenceAutoscalerSpec) -> Any:
+        key = spec.performance.profile
+        if key not in self._policies:
+            from autoscaler.catalog import load_profile
+            from autoscaler.core.controller_policy import SLOPolicy
+
+            self._policies[key] = SLOPolicy(load_profile(key))
+        return self._policies[key]
+
+    def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> Any:
+        """The wrapped policy's initial state."""
+        return self._policy(spec).initial_state(spec, now)
+
+    def decide(self, spec: InferenceAutoscalerSpec, observation: Observation, state: Any,
+               now: float) -> tuple[Decision, Any]:
+        """The wrapped policy's decision."""
+        result: tuple[Decision, Any] = self._policy(spec).decide(spec, observation, state, now)
+        return result
 
 
 async def run_controller(
@@ -164,5 +186,12 @@ def _handle(args: argparse.Namespace) -> int:
         configure_logging(json=settings.log_format == "json")
     except ImportError:  # pragma: no cover - log module ships with the package
         pass
-    asyncio.run(run_controller(settings, policy=_default_policy(), source_for=_prometheus_sources()))
+    board: DecisionBoard | None = None
+    try:
+        from autoscaler.adapters.board import MemoryDecisionBoard
+
+        board = MemoryDecisionBoard()
+    except ImportError:  # pragma: no cover - the board ships with the package
+        board = None
+    asyncio.run(run_controller(settings, policy=ProfilePolicy(), source_for=_prometheus_sources(), board=board))
     return 0
