@@ -17,8 +17,10 @@ from autoscaler.catalog import leave_one_out, load_profile, profile_names
 
 
 def main() -> None:
-    print("| profile | curve | points | interpolation: median abs err | max abs err | "
-          "extrapolation (end points): max abs err |")
+    print(
+        "| profile | curve | points | interpolation: median abs err | max abs err | "
+        "extrapolation (end points): max abs err |"
+    )
     print("|---|---|---|---|---|---|")
     all_interior: list[float] = []
     for name in profile_names():
@@ -33,8 +35,12 @@ def main() -> None:
                 f"{max(ends):.1%} |"
             )
     print()
-    print(f"all interior points: n={len(all_interior)}, median abs error {statistics.median(all_interior):.1%}, "
-          f"90th percentile {sorted(all_interior)[int(0.9 * len(all_interior))]:.1%}, max {max(all_interior):.1%}")
+    print(
+        f"all interior points: n={len(all_interior)}, "
+        f"median abs error {statistics.median(all_interior):.1%}, "
+        f"90th percentile {sorted(all_interior)[int(0.9 * len(all_interior))]:.1%}, "
+        f"max {max(all_interior):.1%}"
+    )
 
 
 if __name__ == "__main__":

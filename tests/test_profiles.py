@@ -1,4 +1,4 @@
-"""Measured performance profiles: fidelity at the measured points, monotonicity, KV capacity, prices, errors."""
+"""Measured performance profiles: fidelity, monotonicity, KV capacity, prices, errors."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ from autoscaler.core.profile import PerformanceProfile
 from autoscaler.errors import InputError
 
 SPLITWISE = DATA_DIR / "splitwise_sim_perf_model.csv"
-HEADER = "model,hardware,prompt_size,batch_size,token_size,peak_power,average_power,prompt_time,token_time,e2e_time,tensor_parallel\n"
+HEADER = (
+    "model,hardware,prompt_size,batch_size,token_size,peak_power,average_power,prompt_time,token_time,"
+    "e2e_time,tensor_parallel\n"
+)
 
 
 def raw_medians(name: str) -> tuple[dict[float, float], dict[float, float], dict[float, float]]:
@@ -57,7 +60,9 @@ def raw_medians(name: str) -> tuple[dict[float, float], dict[float, float], dict
 
 @pytest.mark.parametrize("name", profile_names())
 def test_profile_reproduces_measured_medians(name: str) -> None:
-    as_protocol: PerformanceProfile = load_profile(name)  # mypy checks the protocol; the loop checks at run time
+    as_protocol: PerformanceProfile = load_profile(
+        name
+    )  # mypy checks the protocol; the loop checks at run time
     for member in (*PerformanceProfile.__annotations__, "prefill_time_s", "decode_step_s", "kv_transfer_s"):
         assert hasattr(as_protocol, member), member
     profile = load_profile(name)
@@ -73,7 +78,9 @@ def test_profile_reproduces_measured_medians(name: str) -> None:
         if size in dropped_batch:
             assert any(f"{size:g} batch" in n for n in profile.extrapolation_notes)
         else:
-            assert profile.decode_step_s(size, profile.reference_context_tokens) == pytest.approx(seconds, rel=0.02)
+            assert profile.decode_step_s(size, profile.reference_context_tokens) == pytest.approx(
+                seconds, rel=0.02
+            )
     # The context axis is flat within noise and fitted isotonically: points it moves are reported, and the
     # fit stays within the measurement noise (a few per cent) of every measured median.
     moved = {x for x, _ in profile.decode_context_curve.dropped}
@@ -89,8 +96,13 @@ def test_profile_reproduces_measured_medians(name: str) -> None:
 def test_notes_name_every_extrapolation(name: str) -> None:
     profile = load_profile(name)
     text = " | ".join(profile.extrapolation_notes)
-    for phrase in ("prefill above", "decode batch above", "decode context above", "off the measured axes",
-                   "KV transfer above"):
+    for phrase in (
+        "prefill above",
+        "decode batch above",
+        "decode context above",
+        "off the measured axes",
+        "KV transfer above",
+    ):
         assert phrase in text
     # beyond the largest batch: linear continuation of the last two kept points
     b = profile.decode_batch_curve
@@ -230,9 +242,16 @@ def test_load_profile_csv_roundtrip(tmp_path: Path) -> None:
         ("", 1, "empty file"),
         ("a,b\n1,2\n", 1, "header is missing column(s)"),
         (HEADER + "llama2-70b,h100-80gb,512,1,128,1,1,50.0,30.0\n", 2, "truncated row"),
-        (HEADER + "llama2-70b,h100-80gb,512,one,128,1,1,50.0,30.0,9000,4\n", 2,
-         "column batch_size: expected an integer >= 1, got 'one'"),
-        (HEADER + "llama2-70b,h100-80gb,512,1,128,1,1,nan,30.0,9000,4\n", 2, "column prompt_time: expected a finite"),
+        (
+            HEADER + "llama2-70b,h100-80gb,512,one,128,1,1,50.0,30.0,9000,4\n",
+            2,
+            "column batch_size: expected an integer >= 1, got 'one'",
+        ),
+        (
+            HEADER + "llama2-70b,h100-80gb,512,1,128,1,1,nan,30.0,9000,4\n",
+            2,
+            "column prompt_time: expected a finite",
+        ),
         (HEADER + "llama2-70b,h100-80gb,512,1,128,1,1,-5,30.0,9000,4\n", 2, "column prompt_time"),
     ],
 )
@@ -248,8 +267,14 @@ def test_bad_profile_csv(tmp_path: Path, body: str, line: int, expected: str) ->
 def test_profile_csv_selection_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="several configurations"):
         load_profile_csv(SPLITWISE)
-    with pytest.raises(InputError, match="bloom-176b.*not in the catalogue"):
+    with pytest.raises(InputError, match=r"bloom-176b.*not in the catalogue"):
         load_profile_csv(SPLITWISE, model="bloom-176b", hardware="h100-80gb")
-    bloom = load_profile_csv(SPLITWISE, model="bloom-176b", hardware="h100-80gb", kv_bytes_per_token=2 * 70 * 14336 * 2,
-                             weights_bytes=352e9, cold_start_s=300)
+    bloom = load_profile_csv(
+        SPLITWISE,
+        model="bloom-176b",
+        hardware="h100-80gb",
+        kv_bytes_per_token=2 * 70 * 14336 * 2,
+        weights_bytes=352e9,
+        cold_start_s=300,
+    )
     assert bloom.gpus_per_replica == 8 and bloom.cold_start_source == "user override"

@@ -17,7 +17,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------------------------ bundled traces
+# --- bundled traces
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_every_bundled_name_resolves() -> None:
         bundled_trace_path("nope")
 
 
-# -------------------------------------------------------------------------------------- small files per format
+# --- small files per format
 
 
 def test_azure_2023_and_2024_timestamps(tmp_path: Path) -> None:
@@ -89,7 +89,9 @@ def test_azure_2023_and_2024_timestamps(tmp_path: Path) -> None:
 
 
 def test_plain_csv_and_mooncake(tmp_path: Path) -> None:
-    plain = write(tmp_path, "p.csv", "timestamp_s,input_tokens,output_tokens\n5,100,10\n5.5,200,20\n7,300,30\n")
+    plain = write(
+        tmp_path, "p.csv", "timestamp_s,input_tokens,output_tokens\n5,100,10\n5.5,200,20\n7,300,30\n"
+    )
     trace = load_trace(plain)
     assert trace.arrivals_s.tolist() == [0.0, 0.5, 2.0]
     assert trace.duration_s == 2.0 and trace.mean_rate == 1.5
@@ -104,7 +106,7 @@ def test_plain_csv_and_mooncake(tmp_path: Path) -> None:
     assert trace.hash_ids == ((0, 1), (0, 2))
 
 
-# --------------------------------------------------------------------------------------------- malformed input
+# --- malformed input
 
 AZ = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 PL = "timestamp_s,input_tokens,output_tokens\n"
@@ -119,23 +121,64 @@ SG = "window_start_s,day,hour_of_day,total_rate_rps,active_clients,rate_weighted
         ("wrong_header.csv", "time,in,out\n1,2,3\n", 1, "unrecognised header"),
         ("truncated.csv", AZ + "2023-11-16 18:17:03.97,48,10\n2023-11-16 18:17:04.0,48", 3, "truncated row"),
         ("too_many.csv", PL + "1,2,3,4\n", 2, "expected 3 fields"),
-        ("bad_int.csv", AZ + "2023-11-16 18:17:03.97,abc,10\n", 2,
-         "column ContextTokens: expected a non-negative integer, got 'abc'"),
-        ("nan_tokens.csv", PL + "0,nan,3\n", 2, "column input_tokens: expected a non-negative integer, got 'nan'"),
-        ("neg_tokens.csv", PL + "0,5,3\n1,5,-3\n", 3, "column output_tokens: expected a non-negative integer"),
+        (
+            "bad_int.csv",
+            AZ + "2023-11-16 18:17:03.97,abc,10\n",
+            2,
+            "column ContextTokens: expected a non-negative integer, got 'abc'",
+        ),
+        (
+            "nan_tokens.csv",
+            PL + "0,nan,3\n",
+            2,
+            "column input_tokens: expected a non-negative integer, got 'nan'",
+        ),
+        (
+            "neg_tokens.csv",
+            PL + "0,5,3\n1,5,-3\n",
+            3,
+            "column output_tokens: expected a non-negative integer",
+        ),
         ("neg_time.csv", PL + "-1,5,3\n", 2, "timestamp_s: expected a finite non-negative number"),
         ("nan_time.csv", PL + "0,5,3\nnan,5,3\n", 3, "timestamp_s: expected a finite non-negative number"),
-        ("backwards.csv", PL + "0,5,3\n2,5,3\n1,5,3\n", 4, "timestamps go backwards: '1' is earlier than '2' on line 3"),
-        ("az_backwards.csv", AZ + "2023-11-16 18:17:05,1,1\n2023-11-16 18:17:04,1,1\n", 3, "timestamps go backwards"),
-        ("bad_date.csv", AZ + "2023-11-16 18:17:05,1,1\n2023-13-16 18:17:06,1,1\n", 3,
-         "column TIMESTAMP: expected a date-time"),
-        ("bad.jsonl", '{"timestamp": 0, "input_length": 1, "output_length": 1}\n{"timestamp": 1,', 2,
-         "expected one JSON object per line"),
+        (
+            "backwards.csv",
+            PL + "0,5,3\n2,5,3\n1,5,3\n",
+            4,
+            "timestamps go backwards: '1' is earlier than '2' on line 3",
+        ),
+        (
+            "az_backwards.csv",
+            AZ + "2023-11-16 18:17:05,1,1\n2023-11-16 18:17:04,1,1\n",
+            3,
+            "timestamps go backwards",
+        ),
+        (
+            "bad_date.csv",
+            AZ + "2023-11-16 18:17:05,1,1\n2023-13-16 18:17:06,1,1\n",
+            3,
+            "column TIMESTAMP: expected a date-time",
+        ),
+        (
+            "bad.jsonl",
+            '{"timestamp": 0, "input_length": 1, "output_length": 1}\n{"timestamp": 1,',
+            2,
+            "expected one JSON object per line",
+        ),
         ("missing_key.jsonl", '{"timestamp": 0, "input_length": 1}\n', 1, "missing key 'output_length'"),
-        ("neg_len.jsonl", '{"timestamp": 0, "input_length": -4, "output_length": 1}\n', 1,
-         "key 'input_length': expected a non-negative integer"),
-        ("back.jsonl", '{"timestamp": 9, "input_length": 1, "output_length": 1}\n'
-         '{"timestamp": 3, "input_length": 1, "output_length": 1}\n', 2, "timestamps go backwards"),
+        (
+            "neg_len.jsonl",
+            '{"timestamp": 0, "input_length": -4, "output_length": 1}\n',
+            1,
+            "key 'input_length': expected a non-negative integer",
+        ),
+        (
+            "back.jsonl",
+            '{"timestamp": 9, "input_length": 1, "output_length": 1}\n'
+            '{"timestamp": 3, "input_length": 1, "output_length": 1}\n',
+            2,
+            "timestamps go backwards",
+        ),
         ("not_obj.jsonl", "[1, 2]\n", 1, "expected a JSON object"),
         ("env_cv.csv", SG + "0,0,0,5,3,1.2\n600,0,0.1,5,3,\n", 3, "rate_weighted_cv: expected a finite"),
         ("env_order.csv", SG + "0,0,0,5,3,1.2\n0,0,0,5,3,1.2\n", 3, "strictly increasing window starts"),
@@ -184,7 +227,7 @@ def test_missing_file_and_empty_window(tmp_path: Path) -> None:
         load_trace(bundled_trace_path("azure_conv"), start_s=10_000)
 
 
-# ------------------------------------------------------------------------------------------------- options
+# --- options
 
 
 def test_window_time_and_rate_scale() -> None:
@@ -226,7 +269,7 @@ def test_rate_scale_seeded_and_copies_do_not_share_prefixes() -> None:
     assert low and high and not (low & high)
 
 
-# ------------------------------------------------------------------------------------------------ ServeGen
+# --- ServeGen
 
 
 def envelope(tmp_path: Path, rows: list[tuple[float, float, float]]) -> Path:

@@ -69,7 +69,7 @@ def parse_float(
 
 
 def parse_int(text: str, *, column: str, source: str, line: int, minimum: int | None = 0) -> int:
-    """Parse an integer (``"12"`` or ``"12.0"``), else raise InputError naming the column and the expectation."""
+    """Parse an integer (``"12"`` or ``"12.0"``), else raise InputError naming column and expectation."""
     bound = "" if minimum is None else f" >= {minimum}"
     try:
         value = int(text)

@@ -7,14 +7,17 @@ Formats (details and provenance: ``autoscaler/sim/data/traces/README.md`` and ``
 * **Mooncake** JSONL, one ``{"timestamp": ms, "input_length": n, "output_length": n, "hash_ids": [...]}`` per
   line; ``hash_ids`` (prefix-block ids, 512-token blocks) are kept for prefix-aware routing;
 * **plain CSV** ``timestamp_s,input_tokens,output_tokens``;
-* **ServeGen rate envelope** ``window_start_s,day,hour_of_day,total_rate_rps,active_clients,rate_weighted_cv``:
-  arrivals are synthesised by a Gamma renewal process whose rate and inter-arrival coefficient of variation are
+* **ServeGen rate envelope**
+  ``window_start_s,day,hour_of_day,total_rate_rps,active_clients,rate_weighted_cv``: arrivals are
+  synthesised by a Gamma renewal process whose rate and inter-arrival coefficient of variation are
   the window's, with (input, output) pairs drawn from another trace (``tokens_from``).
 
 Options apply in this order: cut the window ``[start_s, end_s)`` in the source's own seconds (Azure: seconds
-since the first row; Mooncake: ``timestamp / 1000``; plain CSV: ``timestamp_s``; envelope: ``window_start_s``),
+since the first row; Mooncake: ``timestamp / 1000``; plain CSV: ``timestamp_s``; envelope:
+``window_start_s``),
 re-zero at ``start_s`` (or at the first arrival), scale the rate (``rate_scale``), then compress time
-(``time_scale``). Every random choice comes from a NumPy ``Generator`` seeded by ``seed``: same inputs and seed,
+(``time_scale``). Every random choice comes from a NumPy ``Generator`` seeded by ``seed``: same inputs and
+seed,
 same arrays.
 
 Errors are :class:`~autoscaler.errors.InputError` naming the file, the line and what was expected.
@@ -79,7 +82,8 @@ class Trace:
     Attributes:
         name: short name, e.g. ``"azure_llm_2023_conv"`` (the file's stem).
         source: the file it came from, and for synthetic traces how it was made.
-        arrivals_s: float64 arrival times, sorted ascending, seconds since the trace start (first arrival ≈ 0).
+        arrivals_s: float64 arrival times, sorted ascending, seconds since the trace start
+            (first arrival ≈ 0).
         input_tokens: int64 prompt lengths, ≥ 1.
         output_tokens: int64 output lengths, ≥ 1.
         hash_ids: Mooncake prefix-block ids per request (equal ids = reusable prefix KV), else ``None``.
@@ -248,7 +252,8 @@ def _check_sorted(seconds: F64, texts: list[str], lines: I64, path: Path, column
     if back.size:
         i = int(back[0]) + 1
         raise InputError(
-            f"column {column}: timestamps go backwards: {texts[i]!r} is earlier than {texts[i - 1]!r} on line "
+            f"column {column}: timestamps go backwards: {texts[i]!r} is earlier than {texts[i - 1]!r} "
+            f"on line "
             f"{int(lines[i - 1])}; expected non-decreasing timestamps (sort the file by {column})",
             source=str(path),
             line=int(lines[i]),
@@ -288,7 +293,7 @@ def _azure_seconds(values: list[str], lines: I64, path: Path) -> F64:
         i = int(np.flatnonzero(np.isnat(stamps))[0])
         raise InputError(f"{expected}, got {values[i]!r}", source=str(path), line=int(lines[i]))
     ns = stamps.astype(np.int64) - offsets * 1_000_000_000
-    seconds = (ns - ns[0]).astype(np.float64) / 1e9
+    seconds: F64 = (ns - ns[0]).astype(np.float64) / 1e9
     _check_sorted(seconds, values, lines, path, "TIMESTAMP")
     return seconds
 
@@ -365,7 +370,8 @@ def _parse_mooncake(text: str, path: Path) -> _Raw:
             )
         if stamps and ts < stamps[-1] * 1e3:
             raise InputError(
-                f"key 'timestamp': timestamps go backwards: {ts!r} is earlier than {stamps[-1] * 1e3:g} on line "
+                f"key 'timestamp': timestamps go backwards: {ts!r} is earlier than "
+                f"{stamps[-1] * 1e3:g} on line "
                 f"{numbers[-1]}; expected non-decreasing timestamps (sort the file by timestamp)",
                 source=source,
                 line=number,
@@ -455,9 +461,9 @@ def _check_options(
     for value, name in ((time_scale, "time_scale"), (rate_scale, "rate_scale")):
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise InputError(f"expected a finite number > 0, got {value!r}", source=name)
-    for value, name in ((start_s, "start_s"), (end_s, "end_s")):
-        if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
-            raise InputError(f"expected a finite number of seconds, got {value!r}", source=name)
+    for bound, name in ((start_s, "start_s"), (end_s, "end_s")):
+        if bound is not None and not (isinstance(bound, int | float) and math.isfinite(bound)):
+            raise InputError(f"expected a finite number of seconds, got {bound!r}", source=name)
     if start_s is not None and end_s is not None and end_s <= start_s:
         raise InputError(f"expected end_s > start_s, got start_s={start_s!r} end_s={end_s!r}", source="end_s")
     if max_requests < 1:
@@ -627,7 +633,8 @@ def load_trace(
 
     Args:
         path: the trace file (see :func:`bundled_trace_path` for the bundled ones).
-        fmt: ``"auto"`` (from the extension and header), ``"azure"``, ``"mooncake"``, ``"csv"`` or ``"servegen"``.
+        fmt: ``"auto"`` (from the extension and header), ``"azure"``, ``"mooncake"``, ``"csv"`` or
+            ``"servegen"``.
         time_scale: multiply time by this (> 0): 0.1 plays the trace 10× faster, with the same requests.
         rate_scale: requests per request (> 0): below 1 keeps each request with that probability; above 1 adds
             copies shifted by up to one mean inter-arrival gap. For an envelope it multiplies the rates.
