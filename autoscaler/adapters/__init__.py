@@ -1,0 +1,1 @@
+"""I/O behind the ports: each module talks to one external system and maps its errors to autoscaler.errors."""
