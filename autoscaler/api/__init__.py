@@ -1,1 +1,3 @@
-"""Wire types: pydantic models of what crosses the process boundary (custom resources, external metrics)."""
+"""Wire types: the ``InferenceAutoscaler`` custom resource (spec and status), condition helpers, durations
+and quantities, and CRD generation. Pure pydantic models; no I/O.
+"""
