@@ -23,7 +23,6 @@ bounded in size; the query string is bounded separately.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import re
 import time
@@ -58,6 +57,7 @@ from autoscaler.api.quantity import format_quantity
 from autoscaler.api.selector import Selector, SelectorError, parse_selector
 from autoscaler.core.types import Role
 from autoscaler.errors import AutoscalerError, TemporaryError
+from autoscaler.log import get_logger
 from autoscaler.ports import DecisionBoard, DecisionRecord
 
 __all__ = [
@@ -71,7 +71,7 @@ __all__ = [
     "series_labels",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 BASE = f"/apis/{GROUP}/{VERSION}"
 _NS_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -435,7 +435,7 @@ async def _auth_middleware(request: web.Request, handler: Callable[[web.Request]
             attrs = _attributes(request)
             allowed, reason = await s.authorizer.authorize(user, attrs)
         except TemporaryError as exc:
-            log.warning("authentication/authorization backend unavailable: %s", exc)
+            log.warning("authentication/authorization backend unavailable", error=str(exc))
             return _error(
                 503,
                 "ServiceUnavailable",
@@ -443,7 +443,7 @@ async def _auth_middleware(request: web.Request, handler: Callable[[web.Request]
                 retry_after_seconds=max(1, int(exc.delay)),
             )
         except AutoscalerError as exc:
-            log.warning("authentication/authorization failed: %s", exc)
+            log.warning("authentication/authorization failed", error=str(exc))
             return _error(
                 503, "ServiceUnavailable", "authentication or authorization backend refused the review"
             )
@@ -614,9 +614,7 @@ class _ConnectionGuard:
     def _expire(self, transport: asyncio.BaseTransport) -> None:
         key = id(transport)
         if key in self._timers and key not in self._busy:
-            log.info(
-                "closing a connection whose request head did not arrive within %.0fs", self.header_timeout_s
-            )
+            log.info("closing a connection whose request head did not arrive in time", limit_s=self.header_timeout_s)
             transport.close()
 
     def request_started(self, transport: asyncio.BaseTransport | None) -> None:
@@ -794,7 +792,7 @@ class MetricsAPIServer:
             backlog=512,
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("external metrics API listening on %s:%d", self._host, self.port)
+        log.info("external metrics API listening", host=self._host, port=self.port)
 
     async def stop(self) -> None:
         """Stop listening, close connections and wait for them; idempotent."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import logging
 import os
 import ssl
 import tempfile
@@ -30,10 +29,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from autoscaler.errors import InputError
+from autoscaler.log import get_logger
 
 __all__ = ["ServingTLS", "generate_self_signed"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def generate_self_signed(
@@ -114,9 +114,9 @@ class ServingTLS:
             key_path.touch(mode=0o600)
             key_path.write_bytes(key_pem)
             log.warning(
-                "no serving certificate given: generated a self-signed one for %s; clients cannot verify "
-                "it (the APIService needs insecureSkipTLSVerify) - mount a real certificate for production",
-                ", ".join(self_signed_hosts),
+                "no serving certificate given: generated a self-signed one that clients cannot verify; "
+                "the APIService needs insecureSkipTLSVerify - mount a real certificate for production",
+                hosts=list(self_signed_hosts),
             )
         else:
             cert_path, key_path = Path(cert_file), Path(key_file)
@@ -181,7 +181,7 @@ class ServingTLS:
             try:
                 stamps = self._read_stamps()
             except InputError as exc:
-                log.warning("serving certificate not readable, keeping the previous one: %s", exc)
+                log.warning("serving certificate not readable, keeping the previous one", error=str(exc))
                 return False
             if stamps == self._stamps and not force:
                 return False
@@ -189,12 +189,12 @@ class ServingTLS:
                 ctx = self._build_context()
             except InputError as exc:
                 # Typically a rotation caught between writing the certificate and the key: retry next time.
-                log.warning("new serving certificate does not load, keeping the previous one: %s", exc)
+                log.warning("new serving certificate does not load, keeping the previous one", error=str(exc))
                 return False
             self._stamps = stamps
             self._current = ctx
             self.reloads += 1
-            log.info("serving certificate reloaded from %s", self.cert_path)
+            log.info("serving certificate reloaded", path=str(self.cert_path))
             return True
 
     def _on_client_hello(
