@@ -256,10 +256,7 @@ class _Parser:
             if tok.kind != ",":
                 raise self.fail(tok, "',' or ')' in a value set")
             values.add(self.value())
-        if values == {""} and self.tokens[self.i - 2].kind == "(":
-            raise SelectorError(
-                f"label selector {self.text!r}: at position {tok.pos}: value set must not be empty"
-            )
+        # "key in ()" is the set holding only the empty value, exactly as Kubernetes reads it.
         return tuple(sorted(values))
 
 
