@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -212,7 +213,7 @@ async def test_front_proxy_user_denied_by_subject_access_review_is_403(get: Get,
     assert status == 403
     assert body["reason"] == "Forbidden"
     assert "mallory" in body["message"] and "no RBAC rule allows it" in body["message"]
-    [(kind, sar)] = [c for c in fake_auth_api.calls if c[0] == "SubjectAccessReview"]
+    [(_kind, sar)] = [c for c in fake_auth_api.calls if c[0] == "SubjectAccessReview"]
     assert sar["spec"]["resourceAttributes"] == {
         "group": "external.metrics.k8s.io", "version": "v1beta1", "resource": "inference_autoscaler_desired_replicas",
         "namespace": "serving", "verb": "get",
@@ -299,10 +300,8 @@ async def test_slow_request_head_is_cut_off(server: MetricsAPIServer, pki: PKI) 
         assert server.guard.open_connections == 0
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
             await writer.wait_closed()
-        except (ssl.SSLError, ConnectionError):
-            pass
 
 
 async def test_keep_alive_connection_serves_many_requests(server: MetricsAPIServer, pki: PKI) -> None:

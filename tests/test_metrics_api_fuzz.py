@@ -48,9 +48,8 @@ async def fuzz_target(pki: PKI) -> AsyncIterator[tuple[MetricsAPIServer, aiohttp
     )
     ctx = ssl.create_default_context(cafile=str(pki.serving_ca.path))
     ctx.load_cert_chain(pki.proxy_client.cert, pki.proxy_client.key)
-    async with srv:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=4)) as session:
-            yield srv, session
+    async with srv, aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=4)) as session:
+        yield srv, session
 
 
 _segment = st.one_of(
