@@ -554,27 +554,27 @@ def _index(group: _Group, data: Mapping[str, list[_Sample]]) -> dict[tuple[str, 
         if (k := pod_of(s)) is not None:
             pods[k].heartbeat = s.value
     # Gauges: pick, per pod and signal, the most preferred name present; count series per scrape key.
-    name_rank: dict[str, tuple[Signal, int]] = {}
+    # One metric may serve several signals (an override can point two signals at one gauge).
+    name_rank: dict[str, list[tuple[Signal, int]]] = defaultdict(list)
     for sig in Signal:
         if SIGNAL_KIND[sig] is SignalKind.GAUGE:
             for rank, alt in enumerate(group.metrics.spellings(sig)):
                 for n in alt:
-                    name_rank[n] = (sig, rank)
+                    name_rank[n].append((sig, rank))
     chosen: dict[tuple[tuple[str, str], Signal], int] = {}
     per_key: dict[tuple[tuple[str, str], Signal], dict[tuple[tuple[str, str], ...], list[float]]] = {}
     for s in data.get("gauges", []):
         k = pod_of(s)
-        sig_rank = name_rank.get(s.labels.get("__name__", ""))
-        if k is None or sig_rank is None:
+        if k is None:
             continue
-        sig, rank = sig_rank
-        best = chosen.get((k, sig))
-        if best is not None and best < rank:
-            continue
-        if best is None or rank < best:
-            chosen[(k, sig)] = rank
-            per_key[(k, sig)] = {}
-        per_key[(k, sig)].setdefault(_scrape_key(s.labels), []).append(s.value)
+        for sig, rank in name_rank.get(s.labels.get("__name__", ""), ()):
+            best = chosen.get((k, sig))
+            if best is not None and best < rank:
+                continue
+            if best is None or rank < best:
+                chosen[(k, sig)] = rank
+                per_key[(k, sig)] = {}
+            per_key[(k, sig)].setdefault(_scrape_key(s.labels), []).append(s.value)
     for (k, sig), by_scrape in per_key.items():
         values: list[float] = []
         for series in by_scrape.values():
