@@ -304,7 +304,9 @@ class PrometheusMetricsSource:
             disable_ssl=not settings.verify_tls,
             # The library's own urllib3 retry would sleep inside the worker thread without jitter or a
             # bound on the tick; retries are done here instead.
-            retry=Retry(total=0, connect=0, read=0, status=0, redirect=0, raise_on_status=False),
+            # read=False re-raises read timeouts as themselves (requests' ReadTimeout) instead of wrapping
+            # them in a ConnectionError, so a slow server is told apart from an unreachable one.
+            retry=Retry(total=0, read=False, redirect=0, raise_on_status=False),
             timeout=settings.timeout_s,
         )
         self._executor = ThreadPoolExecutor(max_workers=settings.max_concurrency,
@@ -334,7 +336,8 @@ class PrometheusMetricsSource:
     # -- transport --------------------------------------------------------------------------------------
 
     def _params(self, extra: Mapping[str, str]) -> dict[str, str]:
-        params = {"timeout": f"{self.settings.timeout_s:g}s", **extra}
+        # Prometheus durations take integer units: "300ms", not "0.3s".
+        params = {"timeout": f"{max(1, round(self.settings.timeout_s * 1000))}ms", **extra}
         if self.settings.partial_response is not None:
             params["partial_response"] = "true" if self.settings.partial_response else "false"
         return params

@@ -28,6 +28,7 @@ __all__ = [
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
 
 
 def check_label_name(name: str, *, field: str = "labelOverrides") -> str:
@@ -86,19 +87,11 @@ def string_literal(value: str) -> str:
 def regex_literal(value: str) -> str:
     """``value`` as an RE2 pattern that matches exactly ``value`` (before string quoting).
 
-    RE2 treats a backslash followed by any ASCII punctuation as that literal character, so every ASCII
-    character that is not a letter or digit is escaped; control characters become ``\\x{NN}``.
+    Escapes exactly the characters Go's ``regexp.QuoteMeta`` escapes (``\\.+*?()|[]{}^$``); every other
+    character, control characters included, is a literal in RE2. Keeping plain names plain lets Prometheus
+    resolve an alternation of literals as a set lookup.
     """
-    out: list[str] = []
-    for ch in value:
-        code = ord(ch)
-        if code < 0x20 or code == 0x7F:
-            out.append(f"\\x{{{code:02x}}}")
-        elif code < 0x80 and not ch.isalnum():
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+    return "".join("\\" + ch if ch in _RE2_META else ch for ch in value)
 
 
 def regex_alternation(values: Iterable[str]) -> str:
