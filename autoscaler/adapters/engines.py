@@ -108,6 +108,7 @@ class EngineMetrics:
             counters with their ``_total``). A signal absent here is not exported by the engine.
         heartbeat: metric names whose newest sample timestamp says whether a pod is reporting; they must be
             exported by every pod from start-up (a gauge is best).
+        sources: upstream files the names were taken from, for whoever updates the map.
     """
 
     engine: str
