@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import time
@@ -50,15 +51,23 @@ def default_crd_files() -> list[Path]:
     return [*DEFAULT_CRDS, own]
 
 
+_CRD_CACHE: dict[tuple[str, float], list[dict[str, Any]]] = {}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_crds(paths: Iterable[str | Path | dict[str, Any]]) -> list[dict[str, Any]]:
+    """CRD documents from files (parsed once per process and file version) or dicts."""
     out: list[dict[str, Any]] = []
     for p in paths:
         if isinstance(p, dict):
-            out.append(p)
+            out.append(copy.deepcopy(p))
             continue
-        for doc in yaml.safe_load_all(Path(p).read_text()):
-            if doc and doc.get("kind") == "CustomResourceDefinition":
-                out.append(doc)
+        path = Path(p)
+        key = (str(path.resolve()), path.stat().st_mtime)
+        if key not in _CRD_CACHE:
+            _CRD_CACHE[key] = [d for d in yaml.load_all(path.read_text(), Loader=_Loader)
+                               if d and d.get("kind") == "CustomResourceDefinition"]
+        out.extend(copy.deepcopy(_CRD_CACHE[key]))
     return out
 
 

@@ -29,7 +29,7 @@ class Event:
     old: dict[str, Any] | None
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: watchers live in a set
 class Watcher:
     key: StorageKey
     namespace: str | None
