@@ -4,5 +4,12 @@ from .faults import Faults
 from .server import DEFAULT_CRDS, KubeEmulator, RequestRecord, default_crd_files, load_crds
 from .workloads import WorkloadSimulator
 
-__all__ = ["DEFAULT_CRDS", "Faults", "KubeEmulator", "RequestRecord", "WorkloadSimulator", "default_crd_files",
-           "load_crds"]
+__all__ = [
+    "DEFAULT_CRDS",
+    "Faults",
+    "KubeEmulator",
+    "RequestRecord",
+    "WorkloadSimulator",
+    "default_crd_files",
+    "load_crds",
+]

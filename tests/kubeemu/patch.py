@@ -4,8 +4,9 @@ Strategic merge patch simplification (documented in docs/testing-apiserver.md): 
 merge key of every list from the Go struct tags of the built-in types. Here the merge key is chosen by the
 *field name* of the list (``containers`` → ``name``, ``conditions`` → ``type``, ...), which is right for
 every list a controller normally patches. Lists not in the table are replaced, as merge patch does.
-Supported directives: ``$patch: delete|replace|merge`` on maps and list items, ``$deleteFromPrimitiveList/<f>``,
-``$setElementOrder/<f>`` and ``$retainKeys`` (the last two accepted and ignored).
+Supported directives: ``$patch: delete|replace|merge`` on maps and list items,
+``$deleteFromPrimitiveList/<f>``, ``$setElementOrder/<f>`` and ``$retainKeys`` (the last two
+accepted and ignored).
 """
 
 from __future__ import annotations
@@ -67,9 +68,13 @@ def json_patch(target: Any, ops: Any) -> Any:
         return jsonpatch.apply_patch(target, ops, in_place=False)
     except jsonpatch.JsonPatchTestFailed as e:
         # The real server answers a failed "test" op with 422 and this reason.
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {e}") from e
+        raise ApiError(
+            422, "Invalid", f"the server rejected our request due to an error in our request: {e}"
+        ) from e
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {e}") from e
+        raise ApiError(
+            422, "Invalid", f"the server rejected our request due to an error in our request: {e}"
+        ) from e
     except (TypeError, KeyError, IndexError, ValueError) as e:
         raise bad_request(f"invalid JSON patch: {e}") from e
 
@@ -124,7 +129,9 @@ def _smp_list(field: str, cur: Any, patch: list[Any]) -> list[Any]:
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise bad_request(f"map: {item!r} does not contain declared merge key: {key}")
-        idx = next((i for i, c in enumerate(current) if isinstance(c, dict) and c.get(key) == item[key]), None)
+        idx = next(
+            (i for i, c in enumerate(current) if isinstance(c, dict) and c.get(key) == item[key]), None
+        )
         if item.get("$patch") == "delete":
             if idx is not None:
                 current.pop(idx)

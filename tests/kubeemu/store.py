@@ -98,7 +98,9 @@ class Store:
         self.rv += 1
         return self.rv
 
-    def put(self, key: StorageKey, obj: dict[str, Any], event_type: str, old: dict[str, Any] | None) -> dict[str, Any]:
+    def put(
+        self, key: StorageKey, obj: dict[str, Any], event_type: str, old: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """Store obj (already given its new resourceVersion) and publish the event."""
         meta = obj["metadata"]
         self.objects.setdefault(key, {})[(meta.get("namespace", ""), meta["name"])] = obj

@@ -14,6 +14,7 @@ cost limits are not enforced.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -61,7 +62,10 @@ def _type_name(v: Any) -> str:
 
 
 def to_jsonschema(node: Any) -> Any:
-    """OpenAPI v3 structural schema → JSON Schema draft 4 (drop x-kubernetes-*, map nullable/int-or-string)."""
+    """OpenAPI v3 structural schema → JSON Schema draft 4.
+
+    Drops x-kubernetes-* keys and maps ``nullable`` and ``x-kubernetes-int-or-string``.
+    """
     if isinstance(node, list):
         return [to_jsonschema(x) for x in node]
     if not isinstance(node, dict):
@@ -177,24 +181,46 @@ class SchemaValidator:
         where = path or "<root>"
         if kw == "required":
             missing = [r for r in err.validator_value if isinstance(v, dict) and r not in v]
-            return [{"reason": "FieldValueRequired", "message": "Required value", "field": _join(path, m)}
-                    for m in missing]
+            return [
+                {"reason": "FieldValueRequired", "message": "Required value", "field": _join(path, m)}
+                for m in missing
+            ]
         if kw == "type":
             want = err.validator_value
             want_s = want if isinstance(want, str) else want[0]
-            return [{"reason": "FieldValueTypeInvalid", "field": where,
-                     "message": f'Invalid value: "{_type_name(v)}": {where} in body must be of type {want_s}: '
-                                f'"{_type_name(v)}"'}]
+            return [
+                {
+                    "reason": "FieldValueTypeInvalid",
+                    "field": where,
+                    "message": f'Invalid value: "{_type_name(v)}": {where} in body must be of type {want_s}: '
+                    f'"{_type_name(v)}"',
+                }
+            ]
         if kw == "enum":
             allowed = ", ".join(json.dumps(x) for x in err.validator_value if x is not None)
-            return [{"reason": "FieldValueNotSupported", "field": where,
-                     "message": f"Unsupported value: {_show(v)}: supported values: {allowed}"}]
+            return [
+                {
+                    "reason": "FieldValueNotSupported",
+                    "field": where,
+                    "message": f"Unsupported value: {_show(v)}: supported values: {allowed}",
+                }
+            ]
         if kw == "maxLength":
-            return [{"reason": "FieldValueTooLong", "field": where,
-                     "message": f"Too long: may not be more than {err.validator_value} bytes"}]
+            return [
+                {
+                    "reason": "FieldValueTooLong",
+                    "field": where,
+                    "message": f"Too long: may not be more than {err.validator_value} bytes",
+                }
+            ]
         if kw == "maxItems":
-            return [{"reason": "FieldValueTooMany", "field": where,
-                     "message": f"Too many: {len(v)}: must have at most {err.validator_value} items"}]
+            return [
+                {
+                    "reason": "FieldValueTooMany",
+                    "field": where,
+                    "message": f"Too many: {len(v)}: must have at most {err.validator_value} items",
+                }
+            ]
         texts = {
             "maximum": f"should be less than or equal to {err.validator_value}",
             "minimum": f"should be greater than or equal to {err.validator_value}",
@@ -210,7 +236,13 @@ class SchemaValidator:
             texts[kw] = texts[kw].replace(" or equal to", "")
         text = texts.get(str(kw), err.message)
         reason = "FieldValueDuplicate" if kw == "uniqueItems" else "FieldValueInvalid"
-        return [{"reason": reason, "field": where, "message": f"Invalid value: {_show(v)}: {where} in body {text}"}]
+        return [
+            {
+                "reason": reason,
+                "field": where,
+                "message": f"Invalid value: {_show(v)}: {where} in body {text}",
+            }
+        ]
 
     # ---- CEL ----------------------------------------------------------------------------------------
 
@@ -244,7 +276,7 @@ class SchemaValidator:
                     continue  # transition rules only run on updates that have an old value
                 try:
                     prog = self._program(rule)
-                except Exception as e:  # noqa: BLE001 - celpy raises several parse error types
+                except Exception as e:
                     log.warning("CEL rule %r does not compile in celpy, skipped: %s", rule, e)
                     self.skipped_rules.add(rule)
                     continue
@@ -262,21 +294,27 @@ class SchemaValidator:
                         self.skipped_rules.add(rule)
                         continue
                     text = text.split(" (in activation")[0]
-                    causes.append({"reason": "FieldValueInvalid", "field": field or "<root>",
-                                   "message": f"Invalid value: {_show(v)}: {text} evaluating rule: {rule}"})
+                    causes.append(
+                        {
+                            "reason": "FieldValueInvalid",
+                            "field": field or "<root>",
+                            "message": f"Invalid value: {_show(v)}: {text} evaluating rule: {rule}",
+                        }
+                    )
                     continue
                 if bool(ok):
                     continue
                 msg = rule_spec.get("message") or f"failed rule: {rule}"
                 if rule_spec.get("messageExpression"):
-                    try:
+                    # a failing messageExpression falls back to the static message, like the server
+                    with contextlib.suppress(Exception):
                         msg = str(self._program(rule_spec["messageExpression"]).evaluate(act))
-                    except Exception:  # noqa: BLE001 - fall back to the static message like the server
-                        pass
                 reason = rule_spec.get("reason") or "FieldValueInvalid"
-                prefix = {"FieldValueRequired": "Required value", "FieldValueForbidden": "Forbidden",
-                          "FieldValueDuplicate": f"Duplicate value: {_show(v)}"}.get(
-                    reason, f"Invalid value: {_show(v)}")
+                prefix = {
+                    "FieldValueRequired": "Required value",
+                    "FieldValueForbidden": "Forbidden",
+                    "FieldValueDuplicate": f"Duplicate value: {_show(v)}",
+                }.get(reason, f"Invalid value: {_show(v)}")
                 causes.append({"reason": reason, "field": field or "<root>", "message": f"{prefix}: {msg}"})
         return causes
 
@@ -285,8 +323,13 @@ class SchemaValidator:
         # As in apiextensions-apiserver: type errors block CEL (rules assume the declared types); other
         # schema errors do not, so both kinds of cause are reported together.
         if any(c["reason"] == "FieldValueTypeInvalid" for c in causes):
-            causes.append({"reason": "FieldValueInvalid", "field": "<nil>",
-                           "message": "Invalid value: \"null\": some validation rules were not checked because "
-                                      "the object was invalid; correct the existing errors to complete validation"})
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": "<nil>",
+                    "message": 'Invalid value: "null": some validation rules were not checked because '
+                    "the object was invalid; correct the existing errors to complete validation",
+                }
+            )
             return causes
         return causes + self.cel_causes(obj, old)
