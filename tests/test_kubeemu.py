@@ -1139,3 +1139,33 @@ async def test_finalizers_delay_deletion(kube_client: client.ApiClient) -> None:
     with pytest.raises(ApiException) as e:
         await core.read_namespaced_config_map("f", NS)
     assert e.value.status == 404
+
+
+async def test_stop_ends_watches_and_leaves_no_tasks(tmp_path: Any) -> None:
+    from kubernetes_asyncio import config
+
+    server = KubeEmulator(simulate_workloads=True)
+    await server.start()
+    cfg = client.Configuration()
+    await config.load_kube_config(
+        config_file=str(server.write_kubeconfig(tmp_path / "kc")), client_configuration=cfg
+    )
+    api = client.ApiClient(configuration=cfg)
+    core = client.CoreV1Api(api)
+    w = watch.Watch()
+
+    async def consume() -> None:
+        async with w:
+            async for _ in w.stream(core.list_namespaced_pod, NS, resource_version="1", timeout_seconds=60):
+                pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(100):
+        if server.api.store.watchers:
+            break
+        await asyncio.sleep(0.01)
+    await server.stop()
+    await asyncio.wait_for(task, 5)
+    await api.close()
+    leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert leftovers == []

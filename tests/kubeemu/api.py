@@ -172,7 +172,7 @@ class Api:
     def get(self, rt: ResourceType, ns: str | None, name: str) -> dict[str, Any]:
         return self._render(rt, self._must_get(rt, self._ns(rt, ns), name))
 
-    def list(
+    def list_objects(
         self,
         rt: ResourceType,
         ns: str | None,
@@ -745,7 +745,7 @@ class Api:
     ) -> dict[str, Any]:
         if "deletecollection" not in rt.verbs:
             raise errors.method_not_allowed()
-        listed = self.list(rt, ns, label_selector=label_selector, field_selector=field_selector)
+        listed = self.list_objects(rt, ns, label_selector=label_selector, field_selector=field_selector)
         items = []
         for it in listed["items"]:
             _, body = self.delete(rt, it["metadata"].get("namespace"), it["metadata"]["name"])

@@ -160,9 +160,10 @@ class KubeEmulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        assert server is not None and getattr(server, "sockets", None)
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # port 0 → the kernel picked a free port; read it back from the listening socket
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets
+        self.port = int(sockets[0].getsockname()[1])
         self.workloads.start()
         return self
 
@@ -230,11 +231,11 @@ class KubeEmulator:
         rt = self.type_for(api_version, kind)
         return self.api.get(rt, namespace, name)
 
-    def list(
+    def list_objects(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         rt = self.type_for(api_version, kind)
-        items = self.api.list(rt, namespace, label_selector=label_selector)["items"]
+        items = self.api.list_objects(rt, namespace, label_selector=label_selector)["items"]
         return [self.api._render(rt, it) for it in items]
 
     def set_status(
@@ -429,8 +430,8 @@ class KubeEmulator:
             g, v = rest[1], rest[2]
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
-        kinds = self.api.types.get((g, v))
-        if not kinds:
+        served = self.api.types.get((g, v))
+        if not served:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         prefix = f"/apis/{g}/{v}" if g else f"/api/{v}"
         params = [
@@ -438,7 +439,7 @@ class KubeEmulator:
             for n in ("dryRun", "fieldManager", "fieldValidation", "force")
         ]
         doc_paths: dict[str, Any] = {}
-        for rt in kinds.values():
+        for rt in served.values():
             item = (
                 f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}"
                 if rt.namespaced
@@ -494,7 +495,7 @@ class KubeEmulator:
             if m == "GET" and watch:
                 return await self._watch(request, rt, ns)
             if m == "GET":
-                listed = self.api.list(
+                listed = self.api.list_objects(
                     rt,
                     ns,
                     label_selector=q.get("labelSelector"),

@@ -120,10 +120,18 @@ def _pod_ready(o: dict[str, Any]) -> str:
 
 
 def _builtin_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], list[Callable[[dict[str, Any]], Any]]]:
-    name: Callable[[dict[str, Any]], Any] = lambda o: o["metadata"]["name"]  # noqa: E731
-    age: Callable[[dict[str, Any]], Any] = lambda o: human_duration(o["metadata"].get("creationTimestamp"))  # noqa: E731
-    st = lambda o, k: (o.get("status") or {}).get(k) or 0  # noqa: E731
-    sp = lambda o, k: (o.get("spec") or {}).get(k)  # noqa: E731
+    def name(o: dict[str, Any]) -> Any:
+        return o["metadata"]["name"]
+
+    def age(o: dict[str, Any]) -> Any:
+        return human_duration(o["metadata"].get("creationTimestamp"))
+
+    def st(o: dict[str, Any], k: str) -> Any:
+        return (o.get("status") or {}).get(k) or 0
+
+    def sp(o: dict[str, Any], k: str) -> Any:
+        return (o.get("spec") or {}).get(k)
+
     if rt.plural == "replicasets":
         return (
             [

@@ -22,7 +22,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import celpy
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 
 log = logging.getLogger(__name__)
 
@@ -280,14 +282,14 @@ class SchemaValidator:
                     log.warning("CEL rule %r does not compile in celpy, skipped: %s", rule, e)
                     self.skipped_rules.add(rule)
                     continue
-                act: dict[str, Any] = {"self": celpy.json_to_cel(v)}
+                act: dict[str, Any] = {"self": json_to_cel(v)}
                 if uses_old:
-                    act["oldSelf"] = celpy.json_to_cel(oldv)
+                    act["oldSelf"] = json_to_cel(oldv)
                 field = path + (rule_spec.get("fieldPath") or "")
                 field = field.lstrip(".")
                 try:
                     ok = prog.evaluate(act)
-                except celpy.CELEvalError as e:
+                except CELEvalError as e:
                     text = str(e.args[0]) if e.args else str(e)
                     if "undeclared reference" in text:
                         # a Kubernetes CEL library function celpy does not implement
