@@ -8,7 +8,6 @@ rendered at that version; errors are :class:`ApiError` with the real server's St
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import random
 import re
@@ -19,6 +18,7 @@ from typing import Any
 from . import errors, jsonpath, patch
 from .clock import now_rfc3339
 from .errors import ApiError
+from .jsonutil import clone
 from .resources import ResourceType, builtin_types, storage_version, types_from_crd
 from .selectors import (
     label_selector_to_string,
@@ -140,7 +140,7 @@ class Api:
         return obj
 
     def render(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        return self._render(rt, copy.deepcopy(obj))
+        return self._render(rt, clone(obj))
 
     def _ns(self, rt: ResourceType, ns: str | None) -> str:
         return (ns or "") if rt.namespaced else ""
@@ -315,7 +315,7 @@ class Api:
     def _check_body(self, rt: ResourceType, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the object provided is unrecognized (must be of type " + rt.kind + ")")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         api_version = obj.get("apiVersion")
         kind = obj.get("kind")
         if kind and kind != rt.kind:
@@ -487,7 +487,7 @@ class Api:
         if subresource == "status":
             # Only .status may change through /status (metadata and spec come from the stored object).
             status = new.get("status")
-            new = copy.deepcopy(old)
+            new = clone(old)
             if status is None:
                 new.pop("status", None)
             else:
@@ -495,7 +495,7 @@ class Api:
         else:
             if rt.status_subresource:
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = clone(old["status"])
                 else:
                     new.pop("status", None)
             for k in (
@@ -700,7 +700,7 @@ class Api:
             return 200, self._render(rt, obj)
         if obj["metadata"].get("finalizers") or rt.plural == "namespaces":
             if not obj["metadata"].get("deletionTimestamp"):
-                old = copy.deepcopy(obj)
+                old = clone(obj)
                 obj["metadata"]["deletionTimestamp"] = now_rfc3339()
                 obj["metadata"]["deletionGracePeriodSeconds"] = 0
                 if rt.plural == "namespaces":
@@ -760,7 +760,7 @@ class Api:
         user = self.auth.tokens.get(token)
         status: dict[str, Any] = {
             "authenticated": user is not None,
-            "user": copy.deepcopy(user) if user else {},
+            "user": clone(user) if user else {},
         }
         if obj.get("spec", {}).get("audiences"):
             status["audiences"] = obj["spec"]["audiences"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ from . import errors, table
 from .api import Api, AuthTable, parse_rv
 from .errors import ApiError
 from .faults import Faults
+from .jsonutil import clone
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Watcher
@@ -62,7 +62,7 @@ def load_crds(paths: Iterable[str | Path | dict[str, Any]]) -> list[dict[str, An
     out: list[dict[str, Any]] = []
     for p in paths:
         if isinstance(p, dict):
-            out.append(copy.deepcopy(p))
+            out.append(clone(p))
             continue
         path = Path(p)
         key = (str(path.resolve()), path.stat().st_mtime)
@@ -72,7 +72,7 @@ def load_crds(paths: Iterable[str | Path | dict[str, Any]]) -> list[dict[str, An
                 for d in yaml.load_all(path.read_text(), Loader=_Loader)
                 if d and d.get("kind") == "CustomResourceDefinition"
             ]
-        out.extend(copy.deepcopy(_CRD_CACHE[key]))
+        out.extend(clone(_CRD_CACHE[key]))
     return out
 
 

@@ -15,7 +15,6 @@ cost limits are not enforced.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ import celpy
 import jsonschema  # type: ignore[import-untyped]
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
+
+from .jsonutil import clone
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class SchemaValidator:
     def prune(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Drop fields the schema does not know; return the pruned copy and the dropped paths."""
         dropped: list[str] = []
-        out = self._prune(copy.deepcopy(obj), self.schema, "", dropped, root=True)
+        out = self._prune(clone(obj), self.schema, "", dropped, root=True)
         return out, dropped
 
     def _prune(self, v: Any, s: dict[str, Any], path: str, dropped: list[str], root: bool = False) -> Any:
@@ -153,7 +154,7 @@ class SchemaValidator:
         if isinstance(obj, dict):
             for k, ps in (s.get("properties") or {}).items():
                 if k not in obj and isinstance(ps, dict) and "default" in ps:
-                    obj[k] = copy.deepcopy(ps["default"])
+                    obj[k] = clone(ps["default"])
                 if k in obj and isinstance(ps, dict):
                     self.apply_defaults(obj[k], ps)
             addl = s.get("additionalProperties")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -23,6 +22,7 @@ from typing import Any
 from . import errors
 from .api import Api
 from .clock import now_rfc3339
+from .jsonutil import clone
 from .store import Event
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class WorkloadSimulator:
 
     def _owned(self, key: tuple[str, str], ns: str, uid: str) -> list[dict[str, Any]]:
         return [
-            copy.deepcopy(o)
+            clone(o)
             for o in self.api.store.iter(key, ns)
             if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])
         ]
@@ -214,9 +214,9 @@ class WorkloadSimulator:
         want = int(spec.get("replicas", 1))
         if current is None:
             labels = {**(template.get("metadata", {}).get("labels") or {}), "pod-template-hash": h}
-            tmpl = copy.deepcopy(template)
+            tmpl = clone(template)
             tmpl.setdefault("metadata", {})["labels"] = labels
-            sel = copy.deepcopy(spec.get("selector") or {})
+            sel = clone(spec.get("selector") or {})
             sel.setdefault("matchLabels", {})["pod-template-hash"] = h
             current = self.api.create(
                 rs_rt,
@@ -319,7 +319,7 @@ class WorkloadSimulator:
                     "annotations": dict(tmeta.get("annotations") or {}),
                     "ownerReferences": [_owner_ref(w)],
                 },
-                "spec": {**copy.deepcopy(tmpl.get("spec") or {}), "nodeName": "kubeemu-node"},
+                "spec": {**clone(tmpl.get("spec") or {}), "nodeName": "kubeemu-node"},
             }
             pod["spec"].setdefault("containers", [{"name": "main", "image": "kubeemu/placeholder"}])
             created = self.api.create(pod_rt, ns, pod)
