@@ -23,6 +23,12 @@ IAS = ("autoscaler.inference.dev", "v1alpha1", "inferenceautoscalers")
 MERGE = "application/merge-patch+json"
 
 
+@pytest.fixture
+def kube_server(kube_server_test_crds: KubeEmulator) -> KubeEmulator:
+    """These fidelity tests pin the emulator's own test CRD, not the project's generated one."""
+    return kube_server_test_crds
+
+
 def deployment(name: str, replicas: int = 1, labels: dict[str, str] | None = None) -> dict[str, Any]:
     lab = {"app": name}
     return {

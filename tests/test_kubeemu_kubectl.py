@@ -44,6 +44,12 @@ spec:
 """
 
 
+@pytest.fixture
+def kube_server(kube_server_test_crds: KubeEmulator) -> KubeEmulator:
+    """These fidelity tests pin the emulator's own test CRD, not the project's generated one."""
+    return kube_server_test_crds
+
+
 async def kubectl(kubeconfig: Path, *args: str, check: bool = True) -> tuple[int, str, str]:
     # asyncio subprocess: the server runs on this same event loop and must keep serving meanwhile
     proc = await asyncio.create_subprocess_exec(

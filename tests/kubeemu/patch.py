@@ -63,7 +63,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def json_patch(target: Any, ops: Any) -> Any:
     if not isinstance(ops, list):
-        raise bad_request("json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp")
+        # what apiserver reports when jsonpatch.DecodePatch gets a merge-style object (400 BadRequest)
+        raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
     try:
         return jsonpatch.apply_patch(target, ops, in_place=False)
     except jsonpatch.JsonPatchTestFailed as e:
