@@ -8,6 +8,7 @@ something.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -1175,3 +1176,38 @@ async def test_stop_ends_watches_and_leaves_no_tasks(tmp_path: Any) -> None:
     await api.close()
     leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
     assert leftovers == []
+
+
+async def test_kubernetes_asyncio_leader_election(
+    kube_server: KubeEmulator, kube_client: client.ApiClient
+) -> None:
+    from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
+    from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
+
+    leading = asyncio.Event()
+
+    async def on_start() -> None:
+        leading.set()
+        await asyncio.sleep(3600)  # cancelled by the elector when it stops leading
+
+    async def on_stop() -> None:
+        return None
+
+    lock = LeaseLock("autoscaler-leader", NS, "replica-a", kube_client)
+    cfg = electionconfig.Config(
+        lock,
+        lease_duration=3,
+        renew_deadline=2,
+        retry_period=1,
+        onstarted_leading=on_start,
+        onstopped_leading=on_stop,
+    )
+    elector = asyncio.create_task(leaderelection.LeaderElection(cfg).run())
+    try:
+        await asyncio.wait_for(leading.wait(), 5)
+        lease = kube_server.get("coordination.k8s.io/v1", "Lease", "autoscaler-leader", NS)
+        assert lease["spec"]["holderIdentity"] == "replica-a"
+    finally:
+        elector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await elector
