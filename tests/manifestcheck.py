@@ -25,9 +25,11 @@ KUBERNETES_VERSION = "1.32"  # the kubectl shipped on the development machines; 
 
 # Every kustomization a user can `kubectl apply -k`: the top level, the base and each overlay (overlays added
 # later, such as external-metrics, are picked up automatically).
-KUSTOMIZATIONS: list[Path] = [MANIFESTS, MANIFESTS / "base"] + sorted(
-    p.parent for p in (MANIFESTS / "overlays").glob("*/kustomization.yaml")
-)
+KUSTOMIZATIONS: list[Path] = [
+    MANIFESTS,
+    MANIFESTS / "base",
+    *sorted(p.parent for p in (MANIFESTS / "overlays").glob("*/kustomization.yaml")),
+]
 
 
 def kubectl() -> str:
