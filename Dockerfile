@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The controller image: a wheel built from this tree, installed into a venv, run as a non-root user on a
-# read-only root filesystem. The build step is build/install.sh, the same script tests/test_packaging.py runs.
+# read-only root filesystem. The build step is scripts/install.sh, the same script tests/test_packaging.py runs.
 #
 #   docker build -t inference-autoscaler:0.1.0 .
 #
@@ -12,8 +12,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY autoscaler ./autoscaler
-COPY build/install.sh ./build/install.sh
-RUN sh build/install.sh /src /opt/inference-autoscaler
+COPY scripts/install.sh ./scripts/install.sh
+RUN sh scripts/install.sh /src /opt/inference-autoscaler
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="inference-autoscaler" \

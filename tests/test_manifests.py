@@ -616,7 +616,7 @@ def test_dockerfile_is_pinned_non_root_and_builds_with_the_tested_script() -> No
     assert image and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", image[1]), "pin tag+digest"
     froms = re.findall(r"^FROM (\S+)", text, re.M)
     assert froms and all(f == "${PYTHON_IMAGE}" for f in froms)
-    assert re.search(r"^RUN sh build/install\.sh /src /opt/inference-autoscaler$", text, re.M)
+    assert re.search(r"^RUN sh scripts/install\.sh /src /opt/inference-autoscaler$", text, re.M)
     assert re.search(r"^USER 65532:65532$", text, re.M)
     assert 'ENTRYPOINT ["inference-autoscaler"]' in text and 'CMD ["run"]' in text
     # Everything COPY'd from the context exists and is let through .dockerignore.

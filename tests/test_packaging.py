@@ -1,4 +1,4 @@
-"""The image's build step, run here: build/install.sh builds the wheel and installs it into a fresh venv.
+"""The image's build step, run here: scripts/install.sh builds the wheel and installs it into a fresh venv.
 
 The Dockerfile runs the same script; here it installs into a temporary directory and the dependencies come from
 the running interpreter's site-packages (``DEPS_FROM``), so the test needs no network when the interpreter can
@@ -33,7 +33,7 @@ def _install(venv: Path) -> subprocess.CompletedProcess[str]:
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
     env.pop("PYTHONPATH", None)  # the source tree must not leak into the installed environment
-    return subprocess.run(["sh", str(ROOT / "build" / "install.sh"), str(ROOT), str(venv)], capture_output=True,
+    return subprocess.run(["sh", str(ROOT / "scripts" / "install.sh"), str(ROOT), str(venv)], capture_output=True,
                           text=True, timeout=300, env=env, check=False)
 
 
