@@ -2,4 +2,5 @@
 
 pytest_plugins: list[str] = [
     # one line per fixture module, e.g. "tests.fixtures.prometheus",
+    "tests.fixtures.sim_doubles",
 ]
