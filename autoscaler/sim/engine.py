@@ -8,6 +8,7 @@ The run is deterministic: equal inputs and seed give byte-identical :meth:`SimRe
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.types import Policy, Role
 from autoscaler.errors import InputError
 from autoscaler.sim.config import SimConfig
-from autoscaler.sim.fleet import Fleet, _GAP_RES
+from autoscaler.sim.fleet import _GAP_RES, Fleet
 from autoscaler.sim.signals import SignalStore
 
 __all__ = ["SimResult", "TraceLike", "simulate", "token_gap_percentile"]
@@ -74,13 +75,16 @@ class SimResult:
         if include_requests:
             out["requests"] = {
                 name: [_json_float(x) for x in arr.tolist()]
-                for name, arr in (("arrival", self.arrival), ("ttft", self.ttft), ("itl", self.itl), ("e2e", self.e2e))
+                for name, arr in (
+                    ("arrival", self.arrival), ("ttft", self.ttft), ("itl", self.itl), ("e2e", self.e2e)
+                )
             }
         return out
 
     def to_json(self, *, include_requests: bool = False) -> str:
         """Deterministic JSON text (sorted keys; NaN/inf as null)."""
-        return json.dumps(_clean(self.to_dict(include_requests=include_requests)), sort_keys=True, indent=1) + "\n"
+        data = _clean(self.to_dict(include_requests=include_requests))
+        return json.dumps(data, sort_keys=True, indent=1) + "\n"
 
 
 def _json_float(x: float) -> float | None:
@@ -117,7 +121,7 @@ def _pct(values: FloatArray, q: float) -> float | None:
     if v.size == 0:
         return None
     x = float(np.percentile(v, q, method="linear")) if np.all(np.isfinite(v)) else float(
-        np.sort(v)[min(v.size - 1, int(math.ceil(q / 100.0 * v.size)) - 1)]
+        np.sort(v)[min(v.size - 1, math.ceil(q / 100.0 * v.size) - 1)]
     )
     return x
 
@@ -169,8 +173,9 @@ def simulate(
     horizon = last_arrival + config.tail_limit_s
     si, ci = config.scrape_interval_s, config.control_interval_s
     roles = list(config.roles)
-    series: dict[str, list[float | None]] = {"t": [], "arrival_rate": [], "observed_ttft": [], "observed_itl": [],
-                                              "cost_per_hour": []}
+    series: dict[str, list[float | None]] = {
+        "t": [], "arrival_rate": [], "observed_ttft": [], "observed_itl": [], "cost_per_hour": []
+    }
     for role in roles:
         series[f"replicas.{role.value}"] = []
         series[f"ready.{role.value}"] = []
@@ -230,7 +235,9 @@ def simulate(
             break
     end = max(fleet.now, last_arrival)
     gpu_s = fleet.gpu_seconds(end)
-    return _result(trace, per_role, config, policy, seed, fleet, series, decisions, actions, end, gpu_s, arrivals)
+    return _result(
+        trace, per_role, config, policy, seed, fleet, series, decisions, actions, end, gpu_s, arrivals
+    )
 
 
 def _result(
@@ -255,7 +262,7 @@ def _result(
     edges = np.asarray([0.0, *[float(x) for x in series["t"] if x is not None]])
     true_ttft: list[float | None] = []
     true_itl: list[float | None] = []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         m = (first > a) & (first <= b)
         true_ttft.append(_pct(ttft[m], q) if m.any() else None)
         m2 = (done > a) & (done <= b)
@@ -285,7 +292,9 @@ def _result(
         },
         "ttft_s": {f"p{p}": _pct(ttft, p) for p in (50, 95, 99)},
         "itl_s": {f"p{p}": _pct(itl, p) for p in (50, 95, 99)},
-        "itl_token_s": {f"p{p}": _json_float(token_gap_percentile(fleet.token_gaps, p)) for p in (50, 95, 99)},
+        "itl_token_s": {
+            f"p{p}": _json_float(token_gap_percentile(fleet.token_gaps, p)) for p in (50, 95, 99)
+        },
         "e2e_s": {f"p{p}": _pct(e2e, p) for p in (50, 95, 99)},
         "gpu_hours": {"total": sum(hours.values()), **hours},
         "cost_usd": cost,

@@ -126,10 +126,42 @@ class Replica:
     """
 
     __slots__ = (
-        "S", "b", "busy", "e2e_counts", "e2e_n", "e2e_sum", "gen_tokens", "gone_t", "itl_counts", "itl_n",
-        "itl_sum", "kv_reserved", "lru", "name", "outstanding", "plan", "preemptions", "prefilling",
-        "prompt_tokens", "ready_t", "requested_t", "role", "run_acc", "run_dt", "run_k", "run_t0", "running",
-        "done_heap", "state", "step", "success", "ttft_counts", "ttft_n", "ttft_sum", "uid", "version",
+        "S",
+        "b",
+        "busy",
+        "done_heap",
+        "e2e_counts",
+        "e2e_n",
+        "e2e_sum",
+        "gen_tokens",
+        "gone_t",
+        "itl_counts",
+        "itl_n",
+        "itl_sum",
+        "kv_reserved",
+        "lru",
+        "name",
+        "outstanding",
+        "plan",
+        "preemptions",
+        "prefilling",
+        "prompt_tokens",
+        "ready_t",
+        "requested_t",
+        "role",
+        "run_acc",
+        "run_dt",
+        "run_k",
+        "run_t0",
+        "running",
+        "state",
+        "step",
+        "success",
+        "ttft_counts",
+        "ttft_n",
+        "ttft_sum",
+        "uid",
+        "version",
         "waiting",
     )
 
@@ -428,7 +460,9 @@ class Fleet:
                 if r.outstanding > limit:
                     continue
                 m = _prefix_match(r.lru, req.hashes)
-                if m > best_match or (m == best_match and chosen is not None and r.outstanding < chosen.outstanding):
+                if m > best_match or (
+                    m == best_match and chosen is not None and r.outstanding < chosen.outstanding
+                ):
                     best_match = m
                     chosen = r
             if chosen is not None and best_match > 0:
@@ -463,7 +497,7 @@ class Fleet:
         elif busy == _RUN and len(rep.waiting) == 1:
             # Only interrupt a decode run if the newcomer could be admitted: KV only grows until the next
             # completion, so a request that does not fit now will not fit before the run's natural end.
-            e = int(math.ceil((t - rep.run_t0) / rep.run_dt - 1e-9)) if rep.run_dt > 0 else 0
+            e = math.ceil((t - rep.run_t0) / rep.run_dt - 1e-9) if rep.run_dt > 0 else 0
             if e >= rep.run_k:
                 return
             need = req.inp + (1 if req.kv_ready else req.generated)
@@ -484,10 +518,7 @@ class Fleet:
             if rep.b + len(rep.prefilling) >= max_batch:
                 return
             req = waiting[0]
-            if req.kv_ready:
-                need = req.inp + 1
-            else:
-                need = req.inp + req.generated
+            need = req.inp + 1 if req.kv_ready else req.inp + req.generated
             if rep.S + rep.b * rep.step + rep.kv_reserved + need > cap:
                 if rep.b == 0 and not rep.prefilling:
                     # Larger than the whole KV cache: vLLM rejects such a request.
@@ -661,7 +692,8 @@ class Fleet:
             # Hand-off: the prompt's KV moves to a decode replica; the prefill replica is done with it.
             rep.outstanding -= 1
             req.kv_ready = True
-            self._push(t + float(self.profiles[Role.PREFILL].kv_transfer_s(float(req.inp))), _EV_TRANSFER, req, 0)
+            transfer = float(self.profiles[Role.PREFILL].kv_transfer_s(float(req.inp)))
+            self._push(t + transfer, _EV_TRANSFER, req, 0)
             return
         if req.generated == 0:
             self._first_token(req, t)

@@ -98,7 +98,7 @@ def _positive_float(policy: str, key: str, value: str) -> float:
     return x
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StaticPolicy:
     """Fixed replicas: ``all_roles`` for every role, or ``per_role`` counts (roles not named keep theirs)."""
 
@@ -110,7 +110,9 @@ class StaticPolicy:
         """Static policies keep no state."""
         return None
 
-    def decide(self, spec: object, observation: Observation, state: None, now: float) -> tuple[Decision, None]:
+    def decide(
+        self, spec: object, observation: Observation, state: None, now: float
+    ) -> tuple[Decision, None]:
         """Return the fixed counts for every role present in the observation."""
         desired: dict[Role, int] = {}
         for role, obs in observation.roles.items():
@@ -140,7 +142,7 @@ def _static_factory(options: str) -> StaticPolicy:
     return StaticPolicy(per_role=per_role, name=f"static:{options}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReactivePolicy:
     """HPA-style ratio rule on ``num_requests_waiting`` per replica.
 

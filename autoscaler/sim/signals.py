@@ -14,8 +14,8 @@ samples in the rate window exactly like the PromQL a real controller runs:
   ``vllm:kv_cache_usage_perc`` from the newest scrape.
 
 ``rate`` follows Prometheus's ``extrapolatedRate`` (promql/functions.go) and ``histogram_quantile`` its
-``bucketQuantile`` (promql/quantile.go): linear interpolation inside the bucket, the lowest bucket starts at 0,
-a rank that falls in the ``+Inf`` bucket returns the highest finite bound, no observations → NaN.
+``bucketQuantile`` (promql/quantile.go): linear interpolation inside the bucket, the lowest bucket starts at
+0, a rank that falls in the ``+Inf`` bucket returns the highest finite bound, no observations → NaN.
 The range is left-open, ``(t − w, t]`` (Prometheus 3 semantics).
 """
 
@@ -58,7 +58,7 @@ def histogram_quantile(q: float, upper_bounds: Sequence[float], cumulative: Sequ
     if len(upper_bounds) < 2 or not math.isinf(upper_bounds[-1]):
         return math.nan
     # Prometheus forces monotonic counts (rates of separate series can be slightly non-monotonic)
-    counts = list(np.maximum.accumulate(np.asarray(cumulative, dtype=float)))
+    counts = [float(x) for x in np.maximum.accumulate(np.asarray(cumulative, dtype=float))]
     total = counts[-1]
     if not total > 0:
         return math.nan
@@ -112,7 +112,8 @@ def extrapolated_rate(
     to_end = range_end - times[-1]
     if counter:
         with np.errstate(divide="ignore", invalid="ignore"):
-            to_zero = np.where((delta > 0) & (first >= 0), sampled * (first / np.where(delta > 0, delta, 1.0)), np.inf)
+            safe = np.where(delta > 0, delta, 1.0)
+            to_zero = np.where((delta > 0) & (first >= 0), sampled * (first / safe), np.inf)
         to_start = np.minimum(to_start, to_zero)
     threshold = avg * 1.1
     interval = sampled + np.where(to_start < threshold, to_start, avg / 2)
