@@ -22,10 +22,10 @@ from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.types import Policy, Role
 from autoscaler.errors import InputError
 from autoscaler.sim.config import SimConfig
-from autoscaler.sim.fleet import _GAP_RES, Fleet
+from autoscaler.sim.fleet import _GAP_RES, Fleet, ReplicaState
 from autoscaler.sim.signals import SignalStore
 
-__all__ = ["SimResult", "TraceLike", "simulate", "token_gap_percentile"]
+__all__ = ["SimResult", "Simulation", "TraceLike", "simulate", "token_gap_percentile"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -126,6 +126,136 @@ def _pct(values: FloatArray, q: float) -> float | None:
     return x
 
 
+class Simulation:
+    """A steppable run: the engine behind :func:`simulate` and the live exporter.
+
+    Construct it, call :meth:`advance` with increasing times (seconds from the trace's start), then
+    :meth:`result`. Scrapes and control steps happen at multiples of their intervals.
+    Arguments as for :func:`simulate`.
+    """
+
+    def __init__(
+        self,
+        trace: TraceLike,
+        profiles: PerformanceProfile | Mapping[Role, PerformanceProfile],
+        config: SimConfig,
+        policy: Policy[Any, Any],
+        spec: object = None,
+        *,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(profiles, Mapping):
+            missing = [r.value for r in config.roles if r not in profiles]
+            if missing:
+                raise InputError(f"no performance profile for role(s) {missing}", source="profiles")
+            per_role = {r: profiles[r] for r in config.roles}
+        else:
+            per_role = {r: profiles for r in config.roles}
+        arrivals = np.asarray(trace.arrivals_s, dtype=np.float64)
+        n = int(arrivals.size)
+        if n and np.any(np.diff(arrivals) < 0):
+            raise InputError("trace arrivals must be sorted by time", source=trace.name)
+        self.trace = trace
+        self.config = config
+        self.policy = policy
+        self.seed = seed
+        self.profiles = per_role
+        self.arrivals = arrivals
+        self.fleet = Fleet(
+            config, per_role, arrivals, np.asarray(trace.input_tokens), np.asarray(trace.output_tokens),
+            trace.hash_ids, seed=seed,
+        )
+        for role, shape in config.roles.items():
+            for _ in range(shape.initial):
+                self.fleet.add_replica(role, 0.0, warm=True)
+        self.spec = config if spec is None else spec
+        self.store = SignalStore(config.rate_window_s, config.slo_percentile)
+        self.state = policy.initial_state(self.spec, config.start_time_s)
+        self.last_arrival = float(arrivals[-1]) if n else 0.0
+        self.horizon = self.last_arrival + config.tail_limit_s
+        self.series: dict[str, list[float | None]] = {
+            "t": [], "arrival_rate": [], "observed_ttft": [], "observed_itl": [], "cost_per_hour": []
+        }
+        for role in config.roles:
+            self.series[f"replicas.{role.value}"] = []
+            self.series[f"ready.{role.value}"] = []
+        self.decisions: list[str] = []
+        self.actions = 0
+        self.finished = False
+        self.now = 0.0
+        self._k_scrape = 1
+        self._k_control = 1
+        self._prev_t = 0.0
+        self._prev_idx = 0
+        self._price = {r: float(p.price_per_gpu_hour) * p.gpus_per_replica for r, p in per_role.items()}
+
+    def advance(self, until: float) -> None:
+        """Simulate up to ``until`` (seconds from start), scraping and calling the policy on schedule."""
+        config = self.config
+        si, ci = config.scrape_interval_s, config.control_interval_s
+        fleet = self.fleet
+        while not self.finished:
+            t_s, t_c = self._k_scrape * si, self._k_control * ci
+            t = min(t_s, t_c)
+            if t > until:
+                fleet.run(until)
+                self.now = until
+                return
+            fleet.run(t)
+            self.now = t
+            if t_s <= t:
+                self.store.scrape(fleet, t)
+                self._k_scrape += 1
+            if t_c <= t:
+                self._k_control += 1
+                self._control(t)
+            if fleet.idle and t >= self.last_arrival:
+                self.finished = True
+            elif t > self.horizon:
+                fleet.fail_in_flight()
+                self.finished = True
+
+    def _control(self, t: float) -> None:
+        config, fleet, series = self.config, self.fleet, self.series
+        obs = self.store.observe(fleet, t)
+        decision, self.state = self.policy.decide(self.spec, obs, self.state, config.start_time_s + t)
+        changed = []
+        for role, shape in config.roles.items():
+            if role not in decision.desired:
+                continue
+            want = min(shape.max_replicas, max(shape.min_replicas, int(decision.desired[role])))
+            if want != fleet.target(role):
+                changed.append(f"{role.value} {fleet.target(role)}→{want}")
+                fleet.scale_to(role, want, t)
+                self.actions += 1
+        reason = decision.primary_reason
+        self.decisions.append(
+            f"{t:.0f}s " + ("; ".join(changed) if changed else "hold")
+            + (f" [{reason.code.value}: {reason.message}]" if reason else "")
+        )
+        idx = int(np.searchsorted(self.arrivals, t, side="right"))
+        series["t"].append(t)
+        series["arrival_rate"].append((idx - self._prev_idx) / (t - self._prev_t))
+        self._prev_t, self._prev_idx = t, idx
+        itl_role = Role.BOTH if Role.BOTH in config.roles else Role.DECODE
+        series["observed_ttft"].append(obs.roles[config.entry_role].ttft)
+        series["observed_itl"].append(obs.roles[itl_role].itl)
+        cost = 0.0
+        for role in config.roles:
+            series[f"replicas.{role.value}"].append(float(fleet.target(role)))
+            active = fleet.active(role)
+            series[f"ready.{role.value}"].append(
+                float(sum(1 for r in active if r.state is ReplicaState.READY))
+            )
+            cost += self._price[role] * len(active)
+        series["cost_per_hour"].append(cost)
+
+    def result(self) -> SimResult:
+        """Figures of the run so far (call after the run finished for final results)."""
+        end = max(self.fleet.now, self.last_arrival) if self.finished else self.fleet.now
+        return _result(self, end, self.fleet.gpu_seconds(end))
+
+
 def simulate(
     trace: TraceLike,
     profiles: PerformanceProfile | Mapping[Role, PerformanceProfile],
@@ -136,7 +266,7 @@ def simulate(
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
 ) -> SimResult:
-    """Replay ``trace`` through a fleet under ``policy``.
+    """Replay ``trace`` through a fleet under ``policy``; synchronous and deterministic.
 
     Args:
         trace: arrivals (s from 0, sorted) and token counts.
@@ -145,115 +275,23 @@ def simulate(
         policy: called every ``config.control_interval_s`` with the Prometheus-like observation.
         spec: passed unchanged to the policy (``None`` → ``config``).
         seed: seeds the router's tie-breaking (synthetic traces are seeded by their loader).
-        progress: called with the fraction of the trace simulated (0–1) after each control step.
+        progress: called with the fraction of the trace simulated (0–1) about every 1 % of it.
     """
-    if isinstance(profiles, Mapping):
-        missing = [r.value for r in config.roles if r not in profiles]
-        if missing:
-            raise InputError(f"no performance profile for role(s) {missing}", source="profiles")
-        per_role = {r: profiles[r] for r in config.roles}
-    else:
-        per_role = {r: profiles for r in config.roles}
-    arrivals = np.asarray(trace.arrivals_s, dtype=np.float64)
-    n = int(arrivals.size)
-    if n and np.any(np.diff(arrivals) < 0):
-        raise InputError("trace arrivals must be sorted by time", source=trace.name)
-    fleet = Fleet(
-        config, per_role, arrivals, np.asarray(trace.input_tokens), np.asarray(trace.output_tokens),
-        trace.hash_ids, seed=seed,
-    )
-    for role, shape in config.roles.items():
-        for _ in range(shape.initial):
-            fleet.add_replica(role, 0.0, warm=True)
-    spec_arg = config if spec is None else spec
-    start = config.start_time_s
-    store = SignalStore(config.rate_window_s, config.slo_percentile)
-    state = policy.initial_state(spec_arg, start)
-    last_arrival = float(arrivals[-1]) if n else 0.0
-    horizon = last_arrival + config.tail_limit_s
-    si, ci = config.scrape_interval_s, config.control_interval_s
-    roles = list(config.roles)
-    series: dict[str, list[float | None]] = {
-        "t": [], "arrival_rate": [], "observed_ttft": [], "observed_itl": [], "cost_per_hour": []
-    }
-    for role in roles:
-        series[f"replicas.{role.value}"] = []
-        series[f"ready.{role.value}"] = []
-    decisions: list[str] = []
-    actions = 0
-    k_scrape, k_control = 1, 1
-    prev_t = 0.0
-    prev_idx = 0
-    ttft_role = config.entry_role
-    itl_role = Role.BOTH if Role.BOTH in config.roles else Role.DECODE
-    price = {r: float(p.price_per_gpu_hour) * p.gpus_per_replica for r, p in per_role.items()}
-    while True:
-        t_s, t_c = k_scrape * si, k_control * ci
-        t = min(t_s, t_c)
-        fleet.run(t)
-        if t_s <= t:
-            store.scrape(fleet, t)
-            k_scrape += 1
-        if t_c <= t:
-            k_control += 1
-            obs = store.observe(fleet, t)
-            decision, state = policy.decide(spec_arg, obs, state, start + t)
-            changed = []
-            for role in roles:
-                if role not in decision.desired:
-                    continue
-                shape = config.roles[role]
-                want = min(shape.max_replicas, max(shape.min_replicas, int(decision.desired[role])))
-                if want != fleet.target(role):
-                    changed.append(f"{role.value} {fleet.target(role)}→{want}")
-                    fleet.scale_to(role, want, t)
-                    actions += 1
-            reason = decision.primary_reason
-            decisions.append(
-                f"{t:.0f}s " + ("; ".join(changed) if changed else "hold")
-                + (f" [{reason.code.value}: {reason.message}]" if reason else "")
-            )
-            idx = int(np.searchsorted(arrivals, t, side="right"))
-            series["t"].append(t)
-            series["arrival_rate"].append((idx - prev_idx) / (t - prev_t))
-            prev_t, prev_idx = t, idx
-            series["observed_ttft"].append(obs.roles[ttft_role].ttft)
-            series["observed_itl"].append(obs.roles[itl_role].itl)
-            cost = 0.0
-            for role in roles:
-                series[f"replicas.{role.value}"].append(float(fleet.target(role)))
-                active = fleet.active(role)
-                series[f"ready.{role.value}"].append(float(sum(1 for r in active if r.state == 1)))
-                cost += price[role] * len(active)
-            series["cost_per_hour"].append(cost)
-            if progress is not None:
-                progress(min(1.0, t / last_arrival) if last_arrival > 0 else 1.0)
-        if fleet.idle and t >= last_arrival:
-            break
-        if t > horizon:
-            fleet.fail_in_flight()
-            break
-    end = max(fleet.now, last_arrival)
-    gpu_s = fleet.gpu_seconds(end)
-    return _result(
-        trace, per_role, config, policy, seed, fleet, series, decisions, actions, end, gpu_s, arrivals
-    )
+    sim = Simulation(trace, profiles, config, policy, spec, seed=seed)
+    step = max(config.control_interval_s, sim.last_arrival / 100.0)
+    t = 0.0
+    while not sim.finished:
+        t += step
+        sim.advance(t)
+        if progress is not None:
+            progress(min(1.0, t / sim.last_arrival) if sim.last_arrival > 0 else 1.0)
+    return sim.result()
 
 
-def _result(
-    trace: TraceLike,
-    profiles: Mapping[Role, PerformanceProfile],
-    config: SimConfig,
-    policy: Policy[Any, Any],
-    seed: int,
-    fleet: Fleet,
-    series: dict[str, list[float | None]],
-    decisions: list[str],
-    actions: int,
-    end: float,
-    gpu_s: Mapping[Role, float],
-    arrivals: FloatArray,
-) -> SimResult:
+def _result(sim: Simulation, end: float, gpu_s: Mapping[Role, float]) -> SimResult:
+    trace, profiles, config, policy, fleet = sim.trace, sim.profiles, sim.config, sim.policy, sim.fleet
+    series = {k: list(v) for k, v in sim.series.items()}
+    arrivals, seed, actions, decisions = sim.arrivals, sim.seed, sim.actions, sim.decisions
     q = config.slo_percentile
     ttft, itl, e2e = fleet.ttft, fleet.itl, fleet.e2e
     # interval ground truth: requests whose first token (TTFT) / completion (ITL) fell in each interval
@@ -305,6 +343,6 @@ def _result(
         "prefix_hit_tokens": fleet.prefix_hit_tokens,
     }
     return SimResult(
-        summary=summary, timeseries=series, arrival=arrivals.copy(), ttft=ttft, itl=itl, e2e=e2e,
-        decisions=decisions,
+        summary=summary, timeseries=series, arrival=arrivals.copy(), ttft=ttft.copy(), itl=itl.copy(),
+        e2e=e2e.copy(), decisions=list(decisions),
     )
