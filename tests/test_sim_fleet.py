@@ -79,7 +79,7 @@ def test_little_law_and_throughput_on_steady_poisson_load() -> None:
     lam = len(trace) / 1800.0
     w = float(np.mean(fleet.e2e))
     L = float(np.mean(samples))
-    assert L == pytest.approx(lam * w, rel=0.1)
+    assert pytest.approx(lam * w, rel=0.1) == L
     done = np.sum(trace.arrivals_s + fleet.e2e <= 1800.0)
     assert done / 1800.0 == pytest.approx(lam, rel=0.05)
 
@@ -194,7 +194,7 @@ def test_prefix_aware_routing_reduces_prefill_on_repeated_prefixes() -> None:
     arrivals = np.cumsum(rng.exponential(0.5, n))
     # 64 conversations, each with a 6-block shared prefix plus one fresh block per turn
     convs = rng.integers(0, 64, n)
-    hashes = [tuple(range(c * 100, c * 100 + 6)) + (10_000 + i,) for i, c in enumerate(convs)]
+    hashes = [(*tuple(range(c * 100, c * 100 + 6)), 10000 + i) for i, c in enumerate(convs)]
     trace = make_trace(list(arrivals), 7 * 512, 20, hash_ids=hashes)
     computed = {}
     for router in RouterKind:

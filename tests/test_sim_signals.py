@@ -119,7 +119,7 @@ def _run_with_store(rate: float, seconds: float, replicas: int = 2):
 
 
 def test_observation_matches_ground_truth_within_bucket_resolution() -> None:
-    fleet, store, t, trace = _run_with_store(4.0, 600.0)
+    fleet, store, t, _trace = _run_with_store(4.0, 600.0)
     obs = store.observe(fleet, t)
     role = obs.roles[Role.BOTH]
     assert role.replicas == 2 and role.ready == 2 and role.reporting == 2 and role.trustworthy
