@@ -223,10 +223,11 @@ class SignalStore:
             reporting = 0
             active = fleet.active(role)
             active_uids = {r.uid for r in active}
+            # replicas scraped at the same instants are rated together (one vectorised call per group)
+            groups: dict[tuple[float, ...], list[FloatArray]] = {}
             for uid, dq in self._samples.items():
                 if self._roles[uid] is not role:
                     continue
-                inside = [s for s in dq if s.t > start]
                 newest = dq[-1]
                 if newest.t == self._last_scrape:
                     waiting += newest.waiting
@@ -234,11 +235,14 @@ class SignalStore:
                     kvs.append(newest.kv_usage)
                     if uid in active_uids:
                         reporting += 1
+                inside = [s for s in dq if s.t > start]
                 if len(inside) >= 2:
-                    r = extrapolated_rate(
-                        [s.t for s in inside], np.stack([s.counters for s in inside]), start, t
-                    )
-                    rates = r if rates is None else rates + r
+                    key = tuple(s.t for s in inside)
+                    groups.setdefault(key, []).append(np.stack([s.counters for s in inside]))
+            for times, stacks in groups.items():
+                values = np.stack(stacks, axis=1)  # (samples, replicas, series)
+                r = extrapolated_rate(list(times), values, start, t).sum(axis=0)
+                rates = r if rates is None else rates + r
             ready = sum(1 for r in active if r.state is ReplicaState.READY)
             starting = len(active) - ready
             flags: set[DataFlag] = set()
