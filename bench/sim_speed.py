@@ -15,12 +15,12 @@ import argparse
 import statistics
 import time
 
-from autoscaler.catalog import load_profile  # type: ignore[attr-defined]
+from autoscaler.catalog import load_profile
 from autoscaler.core.types import Role
 from autoscaler.sim.config import RoleShape, SimConfig
 from autoscaler.sim.engine import simulate
 from autoscaler.sim.policies import policy_from_string
-from autoscaler.sim.traces import bundled_trace_path, load_trace  # type: ignore[import-not-found]
+from autoscaler.sim.traces import bundled_trace_path, load_trace
 
 PROFILE = "llama2-70b/h100/tp4"
 
@@ -60,7 +60,7 @@ def main() -> None:
         print(f"| {rate} | {reps} | {len(tr):,} | {w:.3f} | {len(tr) / w:,.0f} | {sp / w:,.0f} |")
     if args.quick:
         return
-    path = bundled_trace_path("servegen_m-large")
+    path = bundled_trace_path("servegen_m_large")
     # day 0 of 14; the envelope's mean is ≈ 196 req/s, so rate-scale ≈ 0.1 gives ≈ 20 req/s
     day = load_trace(path, start_s=0.0, end_s=86_400.0, rate_scale=0.1, seed=0)
     reps = 64

@@ -7,21 +7,21 @@ Prints a summary table, optionally writes JSON results (``--json``) and a self-c
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from autoscaler.api.durations import parse_duration
+from autoscaler.catalog import load_profile
 from autoscaler.core.types import Role
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, RoleShape, RouterKind, SimConfig
-from autoscaler.sim.engine import SimResult, TraceLike, simulate
+from autoscaler.sim.engine import SimResult, simulate
 from autoscaler.sim.policies import policy_from_string, policy_names
 from autoscaler.sim.report import render_html, summary_rows
+from autoscaler.sim.traces import Trace, bundled_trace_names, bundled_trace_path, load_trace
 
 __all__ = ["register", "run_simulate", "write_atomic"]
 
@@ -99,29 +99,18 @@ def _replicas(text: str | None, mode: Mode, lo: int, hi: int) -> dict[Role, Role
     return shapes
 
 
-def _load_trace(args: argparse.Namespace) -> TraceLike:
-    traces: Any = importlib.import_module("autoscaler.sim.traces")
-    path = args.trace
-    if not Path(path).exists():
-        try:
-            path = traces.bundled_trace_path(args.trace)
-        except (KeyError, ValueError, FileNotFoundError) as err:
-            raise InputError(f"no such file or bundled trace: {err}", source="--trace") from None
-    trace: TraceLike = traces.load_trace(
+def _load_trace(args: argparse.Namespace) -> Trace:
+    path = Path(args.trace)
+    if not path.exists():
+        if "/" in args.trace or args.trace.endswith((".csv", ".jsonl")):
+            raise InputError(
+                f"no such file; or use a bundled trace: {', '.join(bundled_trace_names())}", source=args.trace
+            )
+        path = bundled_trace_path(args.trace)
+    return load_trace(
         path, time_scale=args.time_scale, rate_scale=args.rate_scale,
         start_s=_duration("--start", args.start), end_s=_duration("--end", args.end), seed=args.seed,
     )
-    return trace
-
-
-def _load_profile(name: str) -> Any:
-    catalog: Any = importlib.import_module("autoscaler.catalog")
-    try:
-        return catalog.load_profile(name)
-    except (KeyError, LookupError):
-        raise InputError(
-            f"unknown profile {name!r}; expected one of: {', '.join(catalog.profile_names())}", source="--profile"
-        ) from None
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -187,7 +176,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         control_interval_s=interval, scrape_interval_s=min(15.0, interval),
         rate_window_s=max(60.0, 2 * min(15.0, interval)), router=RouterKind(args.router),
     )
-    profile = _load_profile(args.profile)
+    profile = load_profile(args.profile)
     trace = _load_trace(args)
     progress = _Progress() if not args.quiet else None
     t0 = time.perf_counter()
