@@ -19,7 +19,7 @@ from autoscaler.core.types import Role
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, RoleShape, RouterKind, SimConfig
 from autoscaler.sim.engine import SimResult, simulate
-from autoscaler.sim.policies import policy_from_string, policy_names
+from autoscaler.sim.policies import StaticPolicy, policy_from_string, policy_names
 from autoscaler.sim.report import render_html, summary_rows
 from autoscaler.sim.traces import Trace, bundled_trace_names, bundled_trace_path, load_trace
 
@@ -44,10 +44,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--profile", default="llama2-70b/h100/tp4", help="performance profile name")
     p.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.AGGREGATED.value)
     p.add_argument("--replicas", default=None,
-                   help="initial replicas: N, or prefill=N,decode=M (default: 4 aggregated, 2+4 disaggregated)")
+                   help="initial replicas: N, or prefill=N,decode=M (default: 8 aggregated, 2+6 disaggregated)")
     p.add_argument("--max-replicas", type=int, default=64, help="upper bound per role (default 64)")
     p.add_argument("--min-replicas", type=int, default=1, help="lower bound per role (default 1)")
-    p.add_argument("--policy", default="reactive", help="; ".join(policy_names()) + " (default reactive)")
+    p.add_argument("--policy", default=None,
+                   help="; ".join(policy_names()) + " (default: static at the initial replicas)")
     p.add_argument("--router", choices=[r.value for r in RouterKind], default=RouterKind.LEAST_OUTSTANDING.value)
     p.add_argument("--slo-ttft", default="1s", help="TTFT target per request (default 1s)")
     p.add_argument("--slo-itl", default="100ms", help="ITL target per request (default 100ms)")
@@ -71,7 +72,7 @@ def _duration(flag: str, text: str | None) -> float | None:
 
 def _replicas(text: str | None, mode: Mode, lo: int, hi: int) -> dict[Role, RoleShape]:
     roles = [Role.BOTH] if mode is Mode.AGGREGATED else [Role.PREFILL, Role.DECODE]
-    counts: dict[Role, int] = {Role.BOTH: 4, Role.PREFILL: 2, Role.DECODE: 4}
+    counts: dict[Role, int] = {Role.BOTH: 8, Role.PREFILL: 2, Role.DECODE: 6}
     if text:
         if "=" not in text:
             try:
@@ -168,10 +169,14 @@ def run_simulate(args: argparse.Namespace) -> int:
     for flag, x in (("--time-scale", args.time_scale), ("--rate-scale", args.rate_scale)):
         if not x > 0:
             raise InputError(f"must be > 0, got {x}", source=flag)
-    policy = policy_from_string(args.policy)
+    roles = _replicas(args.replicas, mode, args.min_replicas, args.max_replicas)
+    policy = (
+        policy_from_string(args.policy) if args.policy
+        else StaticPolicy(per_role={r: s.initial for r, s in roles.items()}, name="static")
+    )
     config = SimConfig(
         mode=mode,
-        roles=_replicas(args.replicas, mode, args.min_replicas, args.max_replicas),
+        roles=roles,
         slo_ttft_s=slo_ttft, slo_itl_s=slo_itl, slo_percentile=args.percentile,
         control_interval_s=interval, scrape_interval_s=min(15.0, interval),
         rate_window_s=max(60.0, 2 * min(15.0, interval)), router=RouterKind(args.router),
