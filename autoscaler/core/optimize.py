@@ -84,16 +84,16 @@ def _closed_form(roles: Sequence[RoleNeed]) -> Plan | None:
 
 
 def _solve(
-    roles: Sequence[RoleNeed], caps: dict[str, int], budget: float | None, share: bool
+    roles: Sequence[RoleNeed], caps: dict[str, int], budget: float | None, share: bool, t_min: float = 1.0
 ) -> tuple[list[list[int]], float] | None:
-    """One MILP; with ``share`` maximise the served share first (variable t last), else require t = 1."""
+    """One MILP over ``n`` and the served share ``t`` (last variable): with ``share`` maximise ``t``, else
+    minimise cost subject to ``t ≥ t_min``."""
     index: list[tuple[int, int]] = [(i, j) for i, r in enumerate(roles) for j in range(len(r.options))]
     nv = len(index) + 1  # + t
     prices = np.array([roles[i].options[j].price_per_hour for i, j in index] + [0.0])
-    total_price = float(prices.sum()) * max(r.hi for r in roles) + 1.0
-    c = prices / total_price if share else prices.copy()
+    c = np.zeros(nv) if share else prices.copy()
     if share:
-        c[-1] = -1.0  # maximise t; cost is a tie-breaker scaled below one unit of t
+        c[-1] = -1.0
     rows, lb, ub = [], [], []
     for i, r in enumerate(roles):
         load = np.zeros(nv)
@@ -125,7 +125,7 @@ def _solve(
         ub.append(budget)
     integrality = np.ones(nv)
     integrality[-1] = 0
-    t_lo = 0.0 if share else 1.0
+    t_lo = 0.0 if share else t_min
     ub_vars = np.array([float(roles[i].hi) for i, _ in index] + [1.0])
     res = milp(
         c,
@@ -162,7 +162,9 @@ def solve(roles: Sequence[RoleNeed], caps: dict[str, int] | None = None, budget:
     if best is None:  # even the minimums do not fit the budget/caps: run at the minimums, cheapest option
         counts = [[r.lo] + [0] * (len(r.options) - 1) for r in roles]
         return Plan(tuple(tuple(c) for c in counts), _cost(roles, counts), 0.0, budget is not None, True)
-    counts, share = best
+    share = best[1]
+    cheapest = _solve(roles, caps, budget, share=False, t_min=max(0.0, share - 1e-9))
+    counts = cheapest[0] if cheapest is not None else best[0]
     return Plan(tuple(tuple(c) for c in counts), _cost(roles, counts), share, budget_limited, True)
 
 

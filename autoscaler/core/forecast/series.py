@@ -106,6 +106,7 @@ class SeriesState:
         last_bucket: index of the last completed bucket folded into the level.
         params: current Holt-Winters parameters.
         since_fit: buckets completed since the last fit.
+        fitted: whether parameters have been fitted at least once (first fit after 16 buckets).
         pending: ``(target_time, forecast per method)`` not yet scored.
         scores: exponentially weighted mean |log error| per method (None until scored).
         residuals: recent log residuals per method, oldest first.
@@ -124,6 +125,7 @@ class SeriesState:
     last_bucket: int | None = None
     params: HWParams = field(default_factory=HWParams)
     since_fit: int = 0
+    fitted: bool = False
     pending: tuple[tuple[float, tuple[float, ...]], ...] = ()
     scores: tuple[float | None, ...] = (None, None, None)
     residuals: tuple[tuple[float, ...], ...] = ((), (), ())
@@ -190,6 +192,10 @@ def fit_holt_winters(values: tuple[float, ...], m: int, first_index: int, start:
     """Fit (α, β, γ, φ) by minimising the one-step squared error (L-BFGS-B from ``start``, few iterations)."""
     if len(values) < 4:
         return start
+    keep = max(3 * m, 240)  # the recent past is what matters, and it bounds the cost of a fit
+    if len(values) > keep:
+        first_index += len(values) - keep
+        values = values[-keep:]
     arr = np.asarray(values, dtype=float)
 
     def sse(v: np.ndarray) -> float:
@@ -225,8 +231,11 @@ def _close_buckets(state: SeriesState, cfg: ForecastConfig, new_index: int) -> S
     params = state.params
     level, trend, season = state.level, state.trend, state.season
     need_seasonal_init = m > 0 and not season and len(history) >= 2 * m
-    if level is None or since_fit >= cfg.refit_every or need_seasonal_init or gap > 1:
-        if since_fit >= cfg.refit_every or need_seasonal_init:
+    first_fit = not state.fitted and len(history) >= 16
+    refit = since_fit >= cfg.refit_every or need_seasonal_init or first_fit
+    fitted = state.fitted or refit
+    if level is None or refit or gap > 1:
+        if refit:
             params = fit_holt_winters(history, m, first_index, params)
             since_fit = 0
         level, trend, season, _ = holt_winters_run(history, params, m, first_index)
@@ -249,6 +258,7 @@ def _close_buckets(state: SeriesState, cfg: ForecastConfig, new_index: int) -> S
         season=season,
         params=params,
         since_fit=since_fit,
+        fitted=fitted,
         last_bucket=new_index - 1,
         bucket_index=new_index,
         bucket_sum=0.0,
