@@ -64,7 +64,7 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         del node["default"]
     if "enum" in node and "type" not in node:
         node["type"] = "string"
-    out = {k: _resolve(v, defs) for k, v in node.items() if k in _KEEP}
+    out = {k: v if k.startswith("x-kubernetes") else _resolve(v, defs) for k, v in node.items() if k in _KEEP}
     if "properties" in node:
         out["properties"] = {name: _resolve(sub, defs) for name, sub in node["properties"].items()}
     if isinstance(node.get("additionalProperties"), dict):

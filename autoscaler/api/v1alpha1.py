@@ -15,7 +15,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from autoscaler.api.durations import Duration, Money, parse_duration
@@ -54,9 +54,9 @@ __all__ = [
     "RoleSpec",
     "RoleStatus",
     "Roles",
+    "SLOSpec",
     "ScalingPolicy",
     "ScalingRules",
-    "SLOSpec",
     "StatusSummary",
     "parse_spec",
 ]
@@ -84,8 +84,8 @@ class _Model(BaseModel):
     )
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
-    entry = {"rule": rule, "message": message}
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
+    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
     if field_path:
         entry["fieldPath"] = field_path
     return entry
@@ -642,8 +642,8 @@ class InferenceAutoscaler(_Model):
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 
-    api_version: Literal["autoscaler.inference.dev/v1alpha1"] = Field(default=API_VERSION)
-    kind: Literal["InferenceAutoscaler"] = Field(default=KIND)
+    api_version: Literal["autoscaler.inference.dev/v1alpha1"] = Field(default="autoscaler.inference.dev/v1alpha1")
+    kind: Literal["InferenceAutoscaler"] = Field(default="InferenceAutoscaler")
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: InferenceAutoscalerSpec
     status: InferenceAutoscalerStatus | None = None

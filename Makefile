@@ -1,0 +1,54 @@
+# The README's two commands are `make demo` and `make test`; `.ci/run` runs `make lint` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv prometheus demo test lint crd docs e2e clean
+
+# Re-install only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Later tests run a real Prometheus; install Debian's when it is missing (needs root, as in CI).
+prometheus:
+	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
+	  echo "installing Debian's prometheus package"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y --no-install-recommends prometheus; }; \
+	fi
+	@# The Debian package starts a system service where an init system exists; tests start their own.
+	@pkill -x prometheus 2>/dev/null || true
+
+demo: venv
+	$(VENV)/bin/inference-autoscaler crd | head -n 40
+	@echo "..."
+	@cat manifests/examples/disaggregated-ias.yaml
+
+# pytest exits 5 when nothing was collected: that is a broken selection, not a pass.
+test: venv prometheus
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
+
+lint: venv
+	$(VENV)/bin/ruff check $(wildcard autoscaler tests bench e2e)
+	$(VENV)/bin/mypy --strict autoscaler
+	$(VENV)/bin/lint-imports
+	$(PY) -m autoscaler crd | diff -u crds/autoscaler.inference.dev_inferenceautoscalers.yaml - \
+	  || { echo "crds/ is stale: run make crd"; exit 1; }
+
+crd: venv
+	$(PY) -m autoscaler crd > crds/autoscaler.inference.dev_inferenceautoscalers.yaml
+
+docs: venv
+	$(PY) -m autoscaler.api.docgen > docs/api.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
