@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.core.baselines import DynamoPlannerPolicy, HPAPolicy, KEDAPolicy, KPAPolicy, LLMDPolicy, StaticPolicy
-from autoscaler.core.baselines.hpa import external_per_pod_replicas, external_value_replicas, pods_metric_replicas
+from autoscaler.core.baselines import (
+    DynamoPlannerPolicy,
+    HPAPolicy,
+    KEDAPolicy,
+    KPAPolicy,
+    LLMDPolicy,
+    StaticPolicy,
+)
+from autoscaler.core.baselines.hpa import (
+    external_per_pod_replicas,
+    external_value_replicas,
+    pods_metric_replicas,
+)
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
 from tests.strategies import TableProfile, make_spec, role_obs
 
