@@ -58,8 +58,11 @@ def test_never_scales_down_on_untrusted_data(obs: Observation) -> None:
 def test_monotone_in_load(rate: float, extra: float, replicas: int, prompt: float, output: float) -> None:
     def desired(r: float) -> dict[Role, int]:
         state = POLICY.initial_state(SPEC, 0.0)
-        obs = observation(0.0, {role: role_obs(replicas, rate=r, prompt=prompt, output=output)
-                                for role in (Role.PREFILL, Role.DECODE)})
+        # no latencies: a fixed observed latency at a different load is a different plant (the correction
+        # learns from it), so "other things equal" means the same information apart from the load
+        roles = {role: role_obs(replicas, rate=r, prompt=prompt, output=output, ttft=None, itl=None)
+                 for role in (Role.PREFILL, Role.DECODE)}
+        obs = observation(0.0, roles)
         return dict(POLICY.decide(SPEC, obs, state, 0.0)[0].desired)
 
     low, high = desired(rate), desired(rate + extra)

@@ -43,6 +43,7 @@ __all__ = [
     "ModelParams",
     "decode_batch_limit",
     "decode_capacity",
+    "decode_concurrency",
     "predicted_itl",
     "predicted_ttft",
     "prefill_capacity",
@@ -178,6 +179,23 @@ def decode_capacity(
     root = (-z + math.sqrt(z * z + 4.0 * b)) / 2.0
     m = max(root * root, 1e-3)
     return m / profile.decode_step_s(max(1.0, m), ctx)
+
+
+def decode_concurrency(
+    profile: PerformanceProfile,
+    itl_target_s: float,
+    demand: Demand,
+    quantile: float,
+    params: ModelParams = ModelParams(),
+) -> float:
+    """Mean sequences in flight one decode replica holds at the ITL target (``m*`` above; 0 if none)."""
+    ctx = demand.mean_prompt + demand.mean_output / 2.0
+    b = decode_batch_limit(profile, itl_target_s, ctx, demand.mean_prompt + demand.mean_output, params)
+    if b < 1:
+        return 0.0
+    z = _z(quantile)
+    root = (-z + math.sqrt(z * z + 4.0 * b)) / 2.0
+    return max(root * root, 1e-3)
 
 
 def predicted_itl(

@@ -19,6 +19,7 @@ from autoscaler.core.capacity import (
     Demand,
     ModelParams,
     decode_capacity,
+    decode_concurrency,
     predicted_itl,
     predicted_ttft,
     prefill_capacity,
@@ -101,6 +102,7 @@ class SLOState:
         roles: per-role state.
         failures: consecutive steps without usable data.
         last_time: time of the last step, Unix seconds.
+        first_time: time of the first usable observation, Unix seconds.
     """
 
     arrivals: SeriesState = field(default_factory=SeriesState)
@@ -111,6 +113,7 @@ class SLOState:
     roles: Mapping[Role, RoleState] = field(default_factory=dict)
     failures: int = 0
     last_time: float | None = None
+    first_time: float | None = None
 
 
 def spec_roles(spec: InferenceAutoscalerSpec) -> list[tuple[Role, RoleSpec]]:
@@ -394,18 +397,36 @@ def decide(
         for name, prof, price, _cap in options:
             cap = role_caps(role, prof, eff_ttft, eff_itl)
             opts.append(Option(name, cap if math.isfinite(cap) else 1e12, price * rs.gpus_per_replica))
+        # backlog terms: work already in the system that throughput-based rates do not show (a saturated
+        # role's output rate understates its demand): queued prompts must drain within the TTFT target,
+        # and every sequence in flight needs a decode slot at the ITL target
+        ro = obs_roles[role]
+        backlog = 0.0
+        if role in (Role.PREFILL, Role.BOTH) and ro.queue_depth:
+            backlog += ro.queue_depth * profile.prefill_time_s(demand.mean_prompt) / eff_ttft
+        if role in (Role.DECODE, Role.BOTH):
+            m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
+            in_flight = (ro.running or 0.0) + (ro.queue_depth or 0.0 if role == Role.DECODE else 0.0)
+            if m_star > 0:
+                backlog = max(backlog, in_flight / m_star)
         if role == Role.PREFILL:
             need = demand.arrival_rate * factor
         elif role == Role.DECODE:
             need = demand.generation_tokens_rate * factor
         else:
             need = factor if demand.arrival_rate > 0 else 0.0
+        cap0 = opts[0].capacity
+        if backlog > 0 and cap0 > 0 and role != Role.BOTH:
+            need = max(need, backlog * cap0 * factor) if role == Role.DECODE else need + backlog * cap0
+        elif backlog > 0 and role == Role.BOTH:
+            need = max(need, backlog / max(cap0, 1e-9)) if cap0 > 0 else need
         needs.append(RoleNeed(need, rs.min_replicas, rs.max_replicas, tuple(opts)))
     caps = {name: cap for name, _p, _pr, cap in options if cap is not None}
     budget = float(spec.cost.budget_per_hour) if spec.cost.budget_per_hour else None
     plan: Plan = solve(needs, caps, budget)
     raw = dict(zip([r for r, _ in roles], plan.totals(), strict=True))
 
+    first_seen = state.first_time if state.first_time is not None else now
     # 5. safety, then HPA-behaviour stabilisation --------------------------------------------------------
     up_rules, down_rules = behavior_rules(spec.behavior)
     longest = max([p[2] for p in up_rules.policies + down_rules.policies] or [15.0])
@@ -439,6 +460,10 @@ def decide(
         rst = role_states.get(role, RoleState())
         current = ro.replicas
         untrusted = role_untrusted_reason(obs, role, ro)
+        if untrusted is None and (
+            arrivals.time is None or now - first_seen < parse_duration(spec.metrics.window)
+        ):
+            untrusted = Reason(ReasonCode.HOLD_ON_BAD_DATA, "less than one metrics window of history", role)
         holds_role = functools.partial(holds, role)
         proposal, guard = guard_scale_down(raw[role], current, untrusted, holds_role, role)
         limit_reasons.extend(guard)
@@ -529,7 +554,7 @@ def decide(
         cost_per_hour=cost,
         accelerators=accel if len(options) > 1 else {},
     )
-    new_state = SLOState(arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now)
+    new_state = SLOState(arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen)
     return decision, new_state
 
 

@@ -46,7 +46,7 @@ class OraclePolicy:
         self.window_s = window_s
         self.start_time_s = start_time_s
         arrivals = np.asarray(trace.arrivals_s, dtype=float)
-        n_windows = int(math.ceil((float(arrivals[-1]) if arrivals.size else 0.0) / window_s)) + 1
+        n_windows = math.ceil((float(arrivals[-1]) if arrivals.size else 0.0) / window_s) + 1
         idx = np.minimum((arrivals // window_s).astype(int), n_windows - 1)
         self.rate = np.bincount(idx, minlength=n_windows) / window_s
         self.prompt = (
