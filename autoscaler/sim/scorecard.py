@@ -182,7 +182,7 @@ def make_policy(
             return SLOPolicy(profile, tuning=Tuning(headroom=k))
         case "slo-noforecast":
             policy = SLOPolicy(profile, tuning=Tuning(headroom=k))
-            policy.name = "slo-noforecast"  # type: ignore[misc]
+            policy.name = "slo-noforecast"
             return policy
         case "static":
             return StaticPolicy(_static_fleet(trace, profile, spec, k))
