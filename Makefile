@@ -28,6 +28,7 @@ prometheus:
 	@pkill -x prometheus 2>/dev/null || true
 
 demo: venv
+	@mkdir -p out
 	$(VENV)/bin/inference-autoscaler simulate --trace azure_conv --replicas 8 --html out/demo.html --json out/demo.json
 	@echo "HTML report: out/demo.html"
 
