@@ -28,9 +28,9 @@ prometheus:
 	@pkill -x prometheus 2>/dev/null || true
 
 demo: venv
-	$(VENV)/bin/inference-autoscaler crd | head -n 40
-	@echo "..."
-	@cat manifests/examples/disaggregated-ias.yaml
+	@mkdir -p out
+	$(VENV)/bin/inference-autoscaler simulate --trace azure_conv --replicas 8 --html out/demo.html --json out/demo.json
+	@echo "HTML report: out/demo.html"
 
 # pytest exits 5 when nothing was collected: that is a broken selection, not a pass.
 test: venv prometheus

@@ -1,7 +1,9 @@
-"""Shared pytest configuration. Fixture modules live in tests/fixtures/ and are registered here."""
+"""Shared pytest configuration. Fixture modules are registered here, one line each."""
 
 pytest_plugins: list[str] = [
-    # one line per fixture module, e.g. "tests.fixtures.prometheus",
     "tests.kubeemu.fixtures",
+    "tests.fixtures.metrics_api",
+    "tests.fixtures.prometheus",
+    "tests.fixtures.sim_doubles",
     "tests.fixtures.controller",
 ]

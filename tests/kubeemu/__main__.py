@@ -16,8 +16,12 @@ from .server import KubeEmulator, default_crd_files
 async def _main(args: argparse.Namespace) -> None:
     crds = [*([] if args.no_default_crds else default_crd_files()), *args.crd]
     server = KubeEmulator(
-        crds, host=args.host, port=args.port, bookmark_interval=args.bookmark_interval,
-        simulate_workloads=args.simulate_workloads, ready_delay=args.ready_delay,
+        crds,
+        host=args.host,
+        port=args.port,
+        bookmark_interval=args.bookmark_interval,
+        simulate_workloads=args.simulate_workloads,
+        ready_delay=args.ready_delay,
     )
     await server.start()
     if args.kubeconfig:

@@ -8,7 +8,6 @@ rendered at that version; errors are :class:`ApiError` with the real server's St
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import random
 import re
@@ -19,6 +18,7 @@ from typing import Any
 from . import errors, jsonpath, patch
 from .clock import now_rfc3339
 from .errors import ApiError
+from .jsonutil import clone
 from .resources import ResourceType, builtin_types, storage_version, types_from_crd
 from .selectors import (
     label_selector_to_string,
@@ -55,7 +55,11 @@ class AuthTable:
     def allowed(self, user: str, groups: list[str], verb: str, group: str, resource: str, ns: str) -> bool:
         subjects = {user, *groups}
         return any(
-            s in subjects and v in ("*", verb) and g in ("*", group) and r in ("*", resource) and n in ("*", ns)
+            s in subjects
+            and v in ("*", verb)
+            and g in ("*", group)
+            and r in ("*", resource)
+            and n in ("*", ns)
             for s, v, g, r, n in self.rules
         )
 
@@ -73,8 +77,10 @@ class Api:
         for rt in builtin_types():
             self._register(rt)
         for ns in DEFAULT_NAMESPACES:
-            self._put_new(self.type("", "v1", "namespaces"), {"apiVersion": "v1", "kind": "Namespace",
-                                                              "metadata": {"name": ns}})
+            self._put_new(
+                self.type("", "v1", "namespaces"),
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+            )
 
     # ---- registry -----------------------------------------------------------------------------------
 
@@ -87,8 +93,9 @@ class Api:
         try:
             return self.types[(group, version)][plural]
         except KeyError:
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource",
-                                  {}) from None
+            raise errors.ApiError(
+                404, "NotFound", "the server could not find the requested resource", {}
+            ) from None
 
     def find_type(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self.types.get((group, version), {}).get(plural)
@@ -110,7 +117,9 @@ class Api:
     def _activate_crd(self, crd: dict[str, Any]) -> None:
         for rt in types_from_crd(crd):
             self._register(rt)
-        self.crd_storage_version[(crd["spec"]["group"], crd["spec"]["names"]["plural"])] = storage_version(crd)
+        self.crd_storage_version[(crd["spec"]["group"], crd["spec"]["names"]["plural"])] = storage_version(
+            crd
+        )
 
     def _deactivate_crd(self, crd: dict[str, Any]) -> None:
         group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
@@ -131,7 +140,7 @@ class Api:
         return obj
 
     def render(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        return self._render(rt, copy.deepcopy(obj))
+        return self._render(rt, clone(obj))
 
     def _ns(self, rt: ResourceType, ns: str | None) -> str:
         return (ns or "") if rt.namespaced else ""
@@ -148,9 +157,12 @@ class Api:
         ns_obj = self.store.get(("", "namespaces"), "", ns) if rt.namespaced else None
         if ns_obj is not None and ns_obj["metadata"].get("deletionTimestamp"):
             raise errors.ApiError(
-                403, "Forbidden",
-                f'{errors.qualified(rt.plural, rt.group)} is forbidden: unable to create new content in '
-                f'namespace {ns} because it is being terminated', {"kind": rt.plural, "group": rt.group})
+                403,
+                "Forbidden",
+                f"{errors.qualified(rt.plural, rt.group)} is forbidden: unable to create new content in "
+                f"namespace {ns} because it is being terminated",
+                {"kind": rt.plural, "group": rt.group},
+            )
 
     def _invalid(self, rt: ResourceType, name: str, causes: list[dict[str, str]]) -> ApiError:
         return errors.invalid(rt.kind, rt.group, name, causes)
@@ -160,7 +172,7 @@ class Api:
     def get(self, rt: ResourceType, ns: str | None, name: str) -> dict[str, Any]:
         return self._render(rt, self._must_get(rt, self._ns(rt, ns), name))
 
-    def list(
+    def list_objects(
         self,
         rt: ResourceType,
         ns: str | None,
@@ -189,9 +201,12 @@ class Api:
                 raise errors.bad_request("continue key is not valid: invalid continue token") from None
             if self.store.too_old(list_rv):
                 raise errors.ApiError(
-                    410, "Expired",
+                    410,
+                    "Expired",
                     "The provided continue parameter is too old to display a consistent list result. You can "
-                    "start a new list without the continue parameter.", {})
+                    "start a new list without the continue parameter.",
+                    {},
+                )
         scope = None if ns is None else self._ns(rt, ns)
         items: list[dict[str, Any]] = []
         more = 0
@@ -245,7 +260,8 @@ class Api:
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != ns:
                 raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request")
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
@@ -253,8 +269,17 @@ class Api:
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + "".join(random.choice(_SUFFIX) for _ in range(5))
             else:
-                raise self._invalid(rt, "", [{"reason": "FieldValueRequired", "field": "metadata.name",
-                                              "message": "Required value: name or generateName is required"}])
+                raise self._invalid(
+                    rt,
+                    "",
+                    [
+                        {
+                            "reason": "FieldValueRequired",
+                            "field": "metadata.name",
+                            "message": "Required value: name or generateName is required",
+                        }
+                    ],
+                )
         name = meta["name"]
         self._check_name(rt, name)
         self._check_namespace(rt, ns)
@@ -290,16 +315,19 @@ class Api:
     def _check_body(self, rt: ResourceType, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the object provided is unrecognized (must be of type " + rt.kind + ")")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         api_version = obj.get("apiVersion")
         kind = obj.get("kind")
         if kind and kind != rt.kind:
             raise errors.bad_request(
-                f"the object provided is unrecognized (must be of type {rt.kind}): kind {kind!r} does not match")
+                f"the object provided is unrecognized (must be of type {rt.kind}): "
+                f"kind {kind!r} does not match"
+            )
         if api_version and api_version != rt.api_version:
             raise errors.bad_request(
                 f"the API version in the data ({api_version}) does not match the expected API version "
-                f"({rt.api_version})")
+                f"({rt.api_version})"
+            )
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         if not isinstance(obj.get("metadata", {}), dict):
@@ -312,10 +340,19 @@ class Api:
         pattern = _DNS1123_LABEL if rt.plural == "namespaces" else _DNS1123_SUBDOMAIN
         if not pattern.match(name) or len(name) > 253:
             what = "RFC 1123 label" if rt.plural == "namespaces" else "RFC 1123 subdomain"
-            raise self._invalid(rt, name, [{
-                "reason": "FieldValueInvalid", "field": "metadata.name",
-                "message": f'Invalid value: "{name}": a lowercase {what} must consist of lower case alphanumeric '
-                           "characters, '-' or '.', and must start and end with an alphanumeric character"}])
+            raise self._invalid(
+                rt,
+                name,
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "metadata.name",
+                        "message": f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
+                        "alphanumeric "
+                        "characters, '-' or '.', and must start and end with an alphanumeric character",
+                    }
+                ],
+            )
 
     def _prepare_new(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         """Per-kind defaulting and validation of built-ins (the few rules tests are likely to trip over)."""
@@ -328,21 +365,42 @@ class Api:
             sel = spec.get("selector")
             tmpl_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
             if not sel:
-                causes.append({"reason": "FieldValueRequired", "field": "spec.selector", "message": "Required value"})
+                causes.append(
+                    {"reason": "FieldValueRequired", "field": "spec.selector", "message": "Required value"}
+                )
             elif not match_labels(parse_label_selector(label_selector_to_string(sel)), tmpl_labels):
-                causes.append({"reason": "FieldValueInvalid", "field": "spec.template.metadata.labels",
-                               "message": f"Invalid value: {json.dumps(tmpl_labels)}: `selector` does not match "
-                                          "template `labels`"})
+                causes.append(
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "spec.template.metadata.labels",
+                        "message": f"Invalid value: {json.dumps(tmpl_labels)}: `selector` does not match "
+                        "template `labels`",
+                    }
+                )
             if not isinstance(spec.get("replicas"), int) or spec["replicas"] < 0:
-                causes.append({"reason": "FieldValueInvalid", "field": "spec.replicas",
-                               "message": f"Invalid value: {spec.get('replicas')}: must be greater than or equal "
-                                          "to 0"})
+                causes.append(
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "spec.replicas",
+                        "message": f"Invalid value: {spec.get('replicas')}: must be greater than or equal "
+                        "to 0",
+                    }
+                )
             if causes:
                 raise self._invalid(rt, name, causes)
         if rt.plural == "pods" and rt.group == "":
             if not (spec or {}).get("containers"):
-                raise self._invalid(rt, name, [{"reason": "FieldValueRequired", "field": "spec.containers",
-                                                "message": "Required value"}])
+                raise self._invalid(
+                    rt,
+                    name,
+                    [
+                        {
+                            "reason": "FieldValueRequired",
+                            "field": "spec.containers",
+                            "message": "Required value",
+                        }
+                    ],
+                )
             obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
         if rt.plural == "customresourcedefinitions":
             self._validate_crd(rt, obj)
@@ -353,12 +411,24 @@ class Api:
         names = spec.get("names") or {}
         want = f"{names.get('plural')}.{spec.get('group')}"
         if crd["metadata"]["name"] != want:
-            raise self._invalid(rt, crd["metadata"]["name"], [{
-                "reason": "FieldValueInvalid", "field": "metadata.name",
-                "message": f'Invalid value: "{crd["metadata"]["name"]}": must be spec.names.plural+"."+spec.group'}])
+            raise self._invalid(
+                rt,
+                crd["metadata"]["name"],
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "metadata.name",
+                        "message": f'Invalid value: "{crd["metadata"]["name"]}": '
+                        'must be spec.names.plural+"."+spec.group',
+                    }
+                ],
+            )
         if not spec.get("versions"):
-            raise self._invalid(rt, crd["metadata"]["name"], [{
-                "reason": "FieldValueRequired", "field": "spec.versions", "message": "Required value"}])
+            raise self._invalid(
+                rt,
+                crd["metadata"]["name"],
+                [{"reason": "FieldValueRequired", "field": "spec.versions", "message": "Required value"}],
+            )
 
     def _validate(
         self, rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, field_validation: str
@@ -372,7 +442,8 @@ class Api:
         if dropped and field_validation == "Strict":
             # the server reports the full path of each unknown field, ``.spec.foo``
             raise errors.bad_request(
-                "strict decoding error: " + ", ".join(f'unknown field "{d}"' for d in dropped))
+                "strict decoding error: " + ", ".join(f'unknown field "{d}"' for d in dropped)
+            )
         if dropped and field_validation == "Warn":
             self.warnings.extend(f'unknown field "{d}"' for d in dropped)
         v.apply_defaults(obj)
@@ -403,10 +474,12 @@ class Api:
         meta = new.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise errors.bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+            )
         if rt.namespaced and meta.get("namespace") and meta["namespace"] != ns:
             raise errors.bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request")
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         old = self._must_get(rt, ns, name)
         rv = meta.get("resourceVersion")
         if rv and rv != old["metadata"]["resourceVersion"]:
@@ -414,7 +487,7 @@ class Api:
         if subresource == "status":
             # Only .status may change through /status (metadata and spec come from the stored object).
             status = new.get("status")
-            new = copy.deepcopy(old)
+            new = clone(old)
             if status is None:
                 new.pop("status", None)
             else:
@@ -422,10 +495,16 @@ class Api:
         else:
             if rt.status_subresource:
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = clone(old["status"])
                 else:
                     new.pop("status", None)
-            for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            for k in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ):
                 if k in old["metadata"]:
                     meta[k] = old["metadata"][k]
                 else:
@@ -448,9 +527,12 @@ class Api:
             self._deactivate_types_only(old)
             self._activate_crd(new)
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            self.store.put(rt.storage_key, {**new, "metadata": {**new["metadata"],
-                                                                  "resourceVersion": str(self.store.next_rv())}},
-                           "MODIFIED", old)
+            self.store.put(
+                rt.storage_key,
+                {**new, "metadata": {**new["metadata"], "resourceVersion": str(self.store.next_rv())}},
+                "MODIFIED",
+                old,
+            )
             gone = self.store.remove(rt.storage_key, ns, name)
             return self._render(rt, gone or new)
         new["metadata"]["resourceVersion"] = str(self.store.next_rv())
@@ -512,8 +594,9 @@ class Api:
         if prv and prv != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.plural, rt.group, name)
         patched.setdefault("metadata", {})["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return self.update(rt, ns, name, patched, subresource=subresource, dry_run=dry_run,
-                           field_validation=field_validation)
+        return self.update(
+            rt, ns, name, patched, subresource=subresource, dry_run=dry_run, field_validation=field_validation
+        )
 
     # ---- scale --------------------------------------------------------------------------------------
 
@@ -531,13 +614,21 @@ class Api:
         else:
             selector = ""
         meta = obj["metadata"]
-        out_meta = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                    if k in meta}
+        out_meta = {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        }
         status: dict[str, Any] = {"replicas": int(status_replicas or 0)}
         if selector:
             status["selector"] = selector
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": out_meta,
-                "spec": {"replicas": int(spec_replicas or 0)}, "status": status}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": out_meta,
+            "spec": {"replicas": int(spec_replicas or 0)},
+            "status": status,
+        }
 
     def update_scale(
         self, rt: ResourceType, ns: str | None, name: str, body: Any, *, dry_run: bool = False
@@ -553,9 +644,19 @@ class Api:
             raise errors.conflict(rt.plural, rt.group, name)
         replicas = (body.get("spec") or {}).get("replicas", 0)
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise errors.invalid("Scale", "autoscaling", name, [{
-                "reason": "FieldValueInvalid", "field": "spec.replicas",
-                "message": f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0"}])
+            raise errors.invalid(
+                "Scale",
+                "autoscaling",
+                name,
+                [
+                    {
+                        "reason": "FieldValueInvalid",
+                        "field": "spec.replicas",
+                        "message": f"Invalid value: {json.dumps(replicas)}: "
+                        "must be greater than or equal to 0",
+                    }
+                ],
+            )
         obj = self._render(rt, obj)
         jsonpath.set_path(obj, rt.scale.spec_replicas_path, replicas)
         self.update(rt, ns, name, obj, dry_run=dry_run)
@@ -580,18 +681,26 @@ class Api:
         obj = self._must_get(rt, ns, name)
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != obj["metadata"].get("uid"):
-            raise errors.conflict(rt.plural, rt.group, name,
-                                  f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
-                                  f"{obj['metadata'].get('uid')}")
+            raise errors.conflict(
+                rt.plural,
+                rt.group,
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+                f"{obj['metadata'].get('uid')}",
+            )
         if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
-            raise errors.conflict(rt.plural, rt.group, name,
-                                  f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
-                                  f"ResourceVersion in object meta: {obj['metadata']['resourceVersion']}")
+            raise errors.conflict(
+                rt.plural,
+                rt.group,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                f"ResourceVersion in object meta: {obj['metadata']['resourceVersion']}",
+            )
         if dry_run:
             return 200, self._render(rt, obj)
         if obj["metadata"].get("finalizers") or rt.plural == "namespaces":
             if not obj["metadata"].get("deletionTimestamp"):
-                old = copy.deepcopy(obj)
+                old = clone(obj)
                 obj["metadata"]["deletionTimestamp"] = now_rfc3339()
                 obj["metadata"]["deletionGracePeriodSeconds"] = 0
                 if rt.plural == "namespaces":
@@ -636,7 +745,7 @@ class Api:
     ) -> dict[str, Any]:
         if "deletecollection" not in rt.verbs:
             raise errors.method_not_allowed()
-        listed = self.list(rt, ns, label_selector=label_selector, field_selector=field_selector)
+        listed = self.list_objects(rt, ns, label_selector=label_selector, field_selector=field_selector)
         items = []
         for it in listed["items"]:
             _, body = self.delete(rt, it["metadata"].get("namespace"), it["metadata"]["name"])
@@ -649,7 +758,10 @@ class Api:
     def _token_review(self, obj: dict[str, Any]) -> dict[str, Any]:
         token = (obj.get("spec") or {}).get("token", "")
         user = self.auth.tokens.get(token)
-        status: dict[str, Any] = {"authenticated": user is not None, "user": copy.deepcopy(user) if user else {}}
+        status: dict[str, Any] = {
+            "authenticated": user is not None,
+            "user": clone(user) if user else {},
+        }
         if obj.get("spec", {}).get("audiences"):
             status["audiences"] = obj["spec"]["audiences"]
         if user is None:
@@ -665,8 +777,9 @@ class Api:
         nra = spec.get("nonResourceAttributes")
         if ra:
             resource = ra.get("resource", "") + (f"/{ra['subresource']}" if ra.get("subresource") else "")
-            ok = self.auth.allowed(user, groups, ra.get("verb", ""), ra.get("group", ""), resource,
-                                   ra.get("namespace", ""))
+            ok = self.auth.allowed(
+                user, groups, ra.get("verb", ""), ra.get("group", ""), resource, ra.get("namespace", "")
+            )
         elif nra:
             ok = self.auth.allowed(user, groups, nra.get("verb", ""), "", nra.get("path", ""), "")
         else:
@@ -696,18 +809,30 @@ def parse_rv(rv: str) -> int:
 def _crd_status(crd: dict[str, Any]) -> dict[str, Any]:
     now = now_rfc3339()
     names = crd["spec"]["names"]
-    accepted = {k: names[k] for k in ("plural", "singular", "kind", "listKind", "shortNames", "categories")
-                if k in names}
+    accepted = {
+        k: names[k]
+        for k in ("plural", "singular", "kind", "listKind", "shortNames", "categories")
+        if k in names
+    }
     accepted.setdefault("listKind", names["kind"] + "List")
     accepted.setdefault("singular", names["kind"].lower())
     return {
         "acceptedNames": accepted,
         "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-             "message": "no conflicts found", "lastTransitionTime": now},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted", "lastTransitionTime": now},
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": now,
+            },
         ],
         "storedVersions": [storage_version(crd)],
     }
-

@@ -60,12 +60,19 @@ class Faults:
         """Delay matching requests by ``seconds`` before they are handled."""
         self._latency.append(_Latency(method, self._re(path), seconds))
 
-    def fail_next(self, n: int = 1, *, status: int = 500, method: str | None = None, path: str | None = None) -> None:
+    def fail_next(
+        self, n: int = 1, *, status: int = 500, method: str | None = None, path: str | None = None
+    ) -> None:
         """The next ``n`` matching requests answer ``status`` (a Status body) without side effects."""
         self._errors.append(_Error(method, self._re(path), status, remaining=n))
 
     def fail_fraction(
-        self, fraction: float, *, status: int = 503, method: str | None = None, path: str | None = None,
+        self,
+        fraction: float,
+        *,
+        status: int = 503,
+        method: str | None = None,
+        path: str | None = None,
         seed: int = 0,
     ) -> None:
         """A seeded ``fraction`` of matching requests fail with ``status`` until :meth:`clear`."""

@@ -9,13 +9,25 @@ import pytest
 import pytest_asyncio
 from kubernetes_asyncio import client, config
 
-from .server import KubeEmulator
+from .server import DEFAULT_CRDS, TEST_CRD, KubeEmulator
 
 
 @pytest_asyncio.fixture
 async def kube_server() -> AsyncIterator[KubeEmulator]:
     """A started emulator with the default CRDs; stopped (watches closed, tasks cancelled) afterwards."""
     server = KubeEmulator(bookmark_interval=0.2)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest_asyncio.fixture
+async def kube_server_test_crds() -> AsyncIterator[KubeEmulator]:
+    """Like ``kube_server`` but always with the emulator's own test InferenceAutoscaler CRD (and the
+    ModelServer test kind), whatever the project's generated CRD looks like — for the fidelity tests."""
+    server = KubeEmulator([*DEFAULT_CRDS, TEST_CRD], bookmark_interval=0.2)
     await server.start()
     try:
         yield server

@@ -13,7 +13,8 @@ _STEP = re.compile(
     r"""\.(?P<field>[A-Za-z0-9_\-$]+|\*)
       | \[(?P<quoted>'[^']*'|"[^"]*")\]
       | \[(?P<index>-?\d+|\*)\]
-      | \[\?\(@(?P<fpath>(?:\.[A-Za-z0-9_\-]+)+)\s*(?:(?P<op>==|!=)\s*(?P<fval>'[^']*'|"[^"]*"|[^)\s]+))?\s*\)\]
+      | \[\?\(@(?P<fpath>(?:\.[A-Za-z0-9_\-]+)+)\s*
+            (?:(?P<op>==|!=)\s*(?P<fval>'[^']*'|"[^"]*"|[^)\s]+))?\s*\)\]
     """,
     re.X,
 )
@@ -87,8 +88,10 @@ def find(obj: Any, path: str) -> list[Any]:
                 items = cur if isinstance(cur, list) else []
                 for item in items:
                     ok, v = _get(item, fields)
-                    if (op is None and ok) or (op == "==" and ok and _fmt(v) == val) or (
-                        op == "!=" and ok and _fmt(v) != val
+                    if (
+                        (op is None and ok)
+                        or (op == "==" and ok and _fmt(v) == val)
+                        or (op == "!=" and ok and _fmt(v) != val)
                     ):
                         nxt.append(item)
         results = nxt

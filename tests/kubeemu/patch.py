@@ -4,19 +4,20 @@ Strategic merge patch simplification (documented in docs/testing-apiserver.md): 
 merge key of every list from the Go struct tags of the built-in types. Here the merge key is chosen by the
 *field name* of the list (``containers`` → ``name``, ``conditions`` → ``type``, ...), which is right for
 every list a controller normally patches. Lists not in the table are replaced, as merge patch does.
-Supported directives: ``$patch: delete|replace|merge`` on maps and list items, ``$deleteFromPrimitiveList/<f>``,
-``$setElementOrder/<f>`` and ``$retainKeys`` (the last two accepted and ignored).
+Supported directives: ``$patch: delete|replace|merge`` on maps and list items,
+``$deleteFromPrimitiveList/<f>``, ``$setElementOrder/<f>`` and ``$retainKeys`` (the last two
+accepted and ignored).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 import jsonpatch
 
 from .errors import ApiError, bad_request
+from .jsonutil import clone
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -50,8 +51,8 @@ SET_LISTS = {"finalizers"}
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386: objects merge recursively, null deletes, anything else (lists too) replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    result = clone(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if v is None:
             result.pop(k, None)
@@ -62,14 +63,19 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def json_patch(target: Any, ops: Any) -> Any:
     if not isinstance(ops, list):
-        raise bad_request("json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp")
+        # what apiserver reports when jsonpatch.DecodePatch gets a merge-style object (400 BadRequest)
+        raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
     try:
         return jsonpatch.apply_patch(target, ops, in_place=False)
     except jsonpatch.JsonPatchTestFailed as e:
         # The real server answers a failed "test" op with 422 and this reason.
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {e}") from e
+        raise ApiError(
+            422, "Invalid", f"the server rejected our request due to an error in our request: {e}"
+        ) from e
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: {e}") from e
+        raise ApiError(
+            422, "Invalid", f"the server rejected our request due to an error in our request: {e}"
+        ) from e
     except (TypeError, KeyError, IndexError, ValueError) as e:
         raise bad_request(f"invalid JSON patch: {e}") from e
 
@@ -77,13 +83,13 @@ def json_patch(target: Any, ops: Any) -> Any:
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         raise bad_request("strategic merge patch must be a JSON object")
-    return _smp_map(copy.deepcopy(target) if isinstance(target, dict) else {}, patch)
+    return _smp_map(clone(target) if isinstance(target, dict) else {}, patch)
 
 
 def _smp_map(result: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     directive = patch.get("$patch")
     if directive == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: clone(v) for k, v in patch.items() if k != "$patch"}
     if directive == "delete":
         return {}
     for k, v in patch.items():
@@ -101,16 +107,16 @@ def _smp_map(result: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
             if isinstance(v.get("$patch"), str) and v["$patch"] == "delete":
                 result.pop(k, None)
             else:
-                result[k] = _smp_map(copy.deepcopy(cur) if isinstance(cur, dict) else {}, v)
+                result[k] = _smp_map(clone(cur) if isinstance(cur, dict) else {}, v)
         elif isinstance(v, list):
             result[k] = _smp_list(k, result.get(k), v)
         else:
-            result[k] = copy.deepcopy(v)
+            result[k] = clone(v)
     return result
 
 
 def _smp_list(field: str, cur: Any, patch: list[Any]) -> list[Any]:
-    current = copy.deepcopy(cur) if isinstance(cur, list) else []
+    current = clone(cur) if isinstance(cur, list) else []
     if field in SET_LISTS:
         for x in patch:
             if x not in current:
@@ -118,13 +124,15 @@ def _smp_list(field: str, cur: Any, patch: list[Any]) -> list[Any]:
         return current
     key = MERGE_KEYS.get(field)
     if not key:
-        return [copy.deepcopy(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
+        return [clone(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
     if any(isinstance(x, dict) and x.get("$patch") == "replace" for x in patch):
-        return [copy.deepcopy(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
+        return [clone(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise bad_request(f"map: {item!r} does not contain declared merge key: {key}")
-        idx = next((i for i, c in enumerate(current) if isinstance(c, dict) and c.get(key) == item[key]), None)
+        idx = next(
+            (i for i, c in enumerate(current) if isinstance(c, dict) and c.get(key) == item[key]), None
+        )
         if item.get("$patch") == "delete":
             if idx is not None:
                 current.pop(idx)

@@ -73,64 +73,173 @@ class ResourceType:
         out = [main]
         if self.status_subresource:
             out.append(
-                {"name": f"{self.plural}/status", "singularName": "", "namespaced": self.namespaced,
-                 "kind": self.kind, "verbs": SUB_VERBS}
+                {
+                    "name": f"{self.plural}/status",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": self.kind,
+                    "verbs": SUB_VERBS,
+                }
             )
         if self.scale is not None:
             out.append(
-                {"name": f"{self.plural}/scale", "singularName": "", "namespaced": self.namespaced,
-                 "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": SUB_VERBS}
+                {
+                    "name": f"{self.plural}/scale",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": SUB_VERBS,
+                }
             )
         return out
 
 
 _POD_FIELDS = frozenset(
-    {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork",
-     "status.phase", "status.podIP", "status.nominatedNodeName"}
+    {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    }
 )
 _EVENT_FIELDS = frozenset(
-    {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-     "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
-     "reportingComponent", "source", "type"}
+    {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    }
 )
 _EVENTS_V1_FIELDS = frozenset(
-    {"regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
-     "reason", "reportingController", "type"}
+    {
+        "regarding.kind",
+        "regarding.namespace",
+        "regarding.name",
+        "regarding.uid",
+        "regarding.apiVersion",
+        "reason",
+        "reportingController",
+        "type",
+    }
 )
 
 
 def builtin_types() -> list[ResourceType]:
     rw = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     return [
-        ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short_names=["ns"],
-                     verbs=["create", "delete", "get", "list", "patch", "update", "watch"], status_subresource=True,
-                     extra_field_selectors=frozenset({"status.phase"})),
-        ResourceType("", "v1", "pods", "Pod", short_names=["po"], categories=["all"], status_subresource=True,
-                     extra_field_selectors=_POD_FIELDS),
+        ResourceType(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            namespaced=False,
+            short_names=["ns"],
+            verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
+            status_subresource=True,
+            extra_field_selectors=frozenset({"status.phase"}),
+        ),
+        ResourceType(
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            short_names=["po"],
+            categories=["all"],
+            status_subresource=True,
+            extra_field_selectors=_POD_FIELDS,
+        ),
         ResourceType("", "v1", "configmaps", "ConfigMap", short_names=["cm"]),
         ResourceType("", "v1", "secrets", "Secret", extra_field_selectors=frozenset({"type"})),
-        ResourceType("", "v1", "services", "Service", short_names=["svc"], categories=["all"],
-                     status_subresource=True),
+        ResourceType(
+            "", "v1", "services", "Service", short_names=["svc"], categories=["all"], status_subresource=True
+        ),
         ResourceType("", "v1", "serviceaccounts", "ServiceAccount", short_names=["sa"]),
         ResourceType("", "v1", "events", "Event", short_names=["ev"], extra_field_selectors=_EVENT_FIELDS),
-        ResourceType("events.k8s.io", "v1", "events", "Event", short_names=["ev"],
-                     extra_field_selectors=_EVENTS_V1_FIELDS),
-        ResourceType("apps", "v1", "deployments", "Deployment", short_names=["deploy"], categories=["all"],
-                     status_subresource=True, scale=ScaleSpec(), verbs=rw),
-        ResourceType("apps", "v1", "statefulsets", "StatefulSet", short_names=["sts"], categories=["all"],
-                     status_subresource=True, scale=ScaleSpec(), verbs=rw),
-        ResourceType("apps", "v1", "replicasets", "ReplicaSet", short_names=["rs"], categories=["all"],
-                     status_subresource=True, scale=ScaleSpec(), verbs=rw),
+        ResourceType(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            short_names=["ev"],
+            extra_field_selectors=_EVENTS_V1_FIELDS,
+        ),
+        ResourceType(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            short_names=["deploy"],
+            categories=["all"],
+            status_subresource=True,
+            scale=ScaleSpec(),
+            verbs=rw,
+        ),
+        ResourceType(
+            "apps",
+            "v1",
+            "statefulsets",
+            "StatefulSet",
+            short_names=["sts"],
+            categories=["all"],
+            status_subresource=True,
+            scale=ScaleSpec(),
+            verbs=rw,
+        ),
+        ResourceType(
+            "apps",
+            "v1",
+            "replicasets",
+            "ReplicaSet",
+            short_names=["rs"],
+            categories=["all"],
+            status_subresource=True,
+            scale=ScaleSpec(),
+            verbs=rw,
+        ),
         ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
-        ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
-                     short_names=["hpa"], categories=["all"], status_subresource=True),
-        ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
-                     namespaced=False, short_names=["crd", "crds"], categories=["api-extensions"],
-                     status_subresource=True),
-        ResourceType("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False,
-                     verbs=["create"]),
-        ResourceType("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview",
-                     namespaced=False, verbs=["create"]),
+        ResourceType(
+            "autoscaling",
+            "v2",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            short_names=["hpa"],
+            categories=["all"],
+            status_subresource=True,
+        ),
+        ResourceType(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            namespaced=False,
+            short_names=["crd", "crds"],
+            categories=["api-extensions"],
+            status_subresource=True,
+        ),
+        ResourceType(
+            "authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False, verbs=["create"]
+        ),
+        ResourceType(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            namespaced=False,
+            verbs=["create"],
+        ),
     ]
 
 

@@ -24,6 +24,7 @@ from . import errors, table
 from .api import Api, AuthTable, parse_rv
 from .errors import ApiError
 from .faults import Faults
+from .jsonutil import clone
 from .resources import ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Watcher
@@ -38,7 +39,9 @@ DEFAULT_CRDS = (
     CRD_DIR / "inference.networking.x-k8s.io_inferencepools.yaml",
     CRD_DIR / "leaderworkerset.x-k8s.io_leaderworkersets.yaml",
 )
-PROJECT_CRD = Path(__file__).resolve().parents[2] / "crds" / "autoscaler.inference.dev_inferenceautoscalers.yaml"
+PROJECT_CRD = (
+    Path(__file__).resolve().parents[2] / "crds" / "autoscaler.inference.dev_inferenceautoscalers.yaml"
+)
 TEST_CRD = CRD_DIR / "testdata" / "autoscaler.inference.dev_inferenceautoscalers.yaml"
 
 GIT_VERSION = "v1.32.0-kubeemu"
@@ -50,15 +53,26 @@ def default_crd_files() -> list[Path]:
     return [*DEFAULT_CRDS, own]
 
 
+_CRD_CACHE: dict[tuple[str, float], list[dict[str, Any]]] = {}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_crds(paths: Iterable[str | Path | dict[str, Any]]) -> list[dict[str, Any]]:
+    """CRD documents from files (parsed once per process and file version) or dicts."""
     out: list[dict[str, Any]] = []
     for p in paths:
         if isinstance(p, dict):
-            out.append(p)
+            out.append(clone(p))
             continue
-        for doc in yaml.safe_load_all(Path(p).read_text()):
-            if doc and doc.get("kind") == "CustomResourceDefinition":
-                out.append(doc)
+        path = Path(p)
+        key = (str(path.resolve()), path.stat().st_mtime)
+        if key not in _CRD_CACHE:
+            _CRD_CACHE[key] = [
+                d
+                for d in yaml.load_all(path.read_text(), Loader=_Loader)
+                if d and d.get("kind") == "CustomResourceDefinition"
+            ]
+        out.extend(clone(_CRD_CACHE[key]))
     return out
 
 
@@ -79,7 +93,9 @@ def _truthy(v: str | None) -> bool:
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
-        status=status, body=json.dumps(body, separators=(",", ":")).encode(), content_type="application/json",
+        status=status,
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        content_type="application/json",
         headers=headers,
     )
 
@@ -144,9 +160,10 @@ class KubeEmulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        assert server is not None and getattr(server, "sockets", None)
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # port 0 → the kernel picked a free port; read it back from the listening socket
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets
+        self.port = int(sockets[0].getsockname()[1])
         self.workloads.start()
         return self
 
@@ -170,8 +187,12 @@ class KubeEmulator:
             "kind": "Config",
             "clusters": [{"name": "kubeemu", "cluster": {"server": self.url}}],
             "users": [{"name": "kubeemu", "user": {"token": "kubeemu-admin"}}],
-            "contexts": [{"name": "kubeemu", "context": {"cluster": "kubeemu", "user": "kubeemu",
-                                                         "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": "kubeemu",
+                    "context": {"cluster": "kubeemu", "user": "kubeemu", "namespace": namespace},
+                }
+            ],
             "current-context": "kubeemu",
             "preferences": {},
         }
@@ -197,26 +218,35 @@ class KubeEmulator:
         created = self.api.create(rt, obj.get("metadata", {}).get("namespace"), obj)
         if keep_status and rt.status_subresource and obj.get("status") is not None:
             created["status"] = obj["status"]
-            created = self.api.update(rt, created["metadata"].get("namespace"), created["metadata"]["name"],
-                                      created, subresource="status")
+            created = self.api.update(
+                rt,
+                created["metadata"].get("namespace"),
+                created["metadata"]["name"],
+                created,
+                subresource="status",
+            )
         return created
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         rt = self.type_for(api_version, kind)
         return self.api.get(rt, namespace, name)
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         rt = self.type_for(api_version, kind)
-        items = self.api.list(rt, namespace, label_selector=label_selector)["items"]
+        items = self.api.list_objects(rt, namespace, label_selector=label_selector)["items"]
         return [self.api._render(rt, it) for it in items]
 
-    def set_status(self, api_version: str, kind: str, name: str, status: dict[str, Any],
-                   namespace: str | None = None) -> dict[str, Any]:
+    def set_status(
+        self, api_version: str, kind: str, name: str, status: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
         rt = self.type_for(api_version, kind)
         obj = self.api.get(rt, namespace, name)
         obj["status"] = status
-        return self.api.update(rt, namespace, name, obj, subresource="status" if rt.status_subresource else None)
+        return self.api.update(
+            rt, namespace, name, obj, subresource="status" if rt.status_subresource else None
+        )
 
     def ensure_namespace(self, name: str) -> None:
         rt = self.type_for("v1", "Namespace")
@@ -231,13 +261,17 @@ class KubeEmulator:
     def resource_version(self) -> int:
         return self.api.store.rv
 
-    def request_count(self, method: str | None = None, path: str | None = None, *, watch: bool | None = None) -> int:
+    def request_count(
+        self, method: str | None = None, path: str | None = None, *, watch: bool | None = None
+    ) -> int:
         import re
 
         pat = re.compile(path) if path else None
         return sum(
-            1 for r in self.requests
-            if (method is None or r.method == method.upper()) and (pat is None or pat.search(r.path))
+            1
+            for r in self.requests
+            if (method is None or r.method == method.upper())
+            and (pat is None or pat.search(r.path))
             and (watch is None or r.watch == watch)
         )
 
@@ -254,7 +288,10 @@ class KubeEmulator:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         rec = RequestRecord(
-            request.method, request.path, dict(request.query), request.headers.get("Content-Type", ""),
+            request.method,
+            request.path,
+            dict(request.query),
+            request.headers.get("Content-Type", ""),
             watch=_truthy(request.query.get("watch")) or "/watch/" in request.path,
         )
         self.requests.append(rec)
@@ -264,9 +301,17 @@ class KubeEmulator:
                 await asyncio.sleep(delay)
             code = self.faults.error_for(request.method, request.path)
             if code is not None:
-                reasons = {500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout", 429: "TooManyRequests"}
+                reasons = {
+                    500: "InternalError",
+                    503: "ServiceUnavailable",
+                    504: "Timeout",
+                    429: "TooManyRequests",
+                }
                 resp: web.StreamResponse = _status_response(
-                    ApiError(code, reasons.get(code, "InternalError"), f"kubeemu injected fault: HTTP {code}", {}))
+                    ApiError(
+                        code, reasons.get(code, "InternalError"), f"kubeemu injected fault: HTTP {code}", {}
+                    )
+                )
             elif self.faults.conflict_for(request.method, request.path):
                 name = request.path.rstrip("/").split("/")[-1]
                 resp = _status_response(errors.conflict("objects", "", name))
@@ -284,13 +329,30 @@ class KubeEmulator:
         if parts[0] in ("healthz", "readyz", "livez"):
             return web.Response(text="ok")
         if parts == ["version"]:
-            return _json({"major": "1", "minor": "32", "gitVersion": GIT_VERSION, "gitCommit": "kubeemu",
-                          "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23",
-                          "compiler": "gc", "platform": "linux/amd64"})
+            return _json(
+                {
+                    "major": "1",
+                    "minor": "32",
+                    "gitVersion": GIT_VERSION,
+                    "gitCommit": "kubeemu",
+                    "gitTreeState": "clean",
+                    "buildDate": "2025-01-01T00:00:00Z",
+                    "goVersion": "go1.23",
+                    "compiler": "gc",
+                    "platform": "linux/amd64",
+                }
+            )
         if parts[0] == "api":
             if len(parts) == 1:
-                return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{self.host}:{self.port}"}]})
+                return _json(
+                    {
+                        "kind": "APIVersions",
+                        "versions": ["v1"],
+                        "serverAddressByClientCIDRs": [
+                            {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{self.host}:{self.port}"}
+                        ],
+                    }
+                )
             group, version, rest = "", parts[1], parts[2:]
         elif parts[0] == "apis":
             if len(parts) == 1:
@@ -318,7 +380,13 @@ class KubeEmulator:
         if not versions:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         vs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
-        return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": vs, "preferredVersion": vs[0]}
+        return {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": name,
+            "versions": vs,
+            "preferredVersion": vs[0],
+        }
 
     def _group_list(self) -> dict[str, Any]:
         groups = []
@@ -334,8 +402,12 @@ class KubeEmulator:
         resources: list[dict[str, Any]] = []
         for rt in self.api.types[(group, version)].values():
             resources.extend(rt.discovery())
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}".lstrip("/"),
-                "resources": resources}
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}".lstrip("/"),
+            "resources": resources,
+        }
 
     def _openapi_v3(self, rest: list[str]) -> dict[str, Any]:
         """Just enough OpenAPI v3 for kubectl's field-validation probe (QueryParamVerifierV3).
@@ -358,25 +430,42 @@ class KubeEmulator:
             g, v = rest[1], rest[2]
         else:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
-        kinds = self.api.types.get((g, v))
-        if not kinds:
+        served = self.api.types.get((g, v))
+        if not served:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         prefix = f"/apis/{g}/{v}" if g else f"/api/{v}"
-        params = [{"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-                  for n in ("dryRun", "fieldManager", "fieldValidation", "force")]
+        params = [
+            {"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+            for n in ("dryRun", "fieldManager", "fieldValidation", "force")
+        ]
         doc_paths: dict[str, Any] = {}
-        for rt in kinds.values():
-            item = f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}" if rt.namespaced \
+        for rt in served.values():
+            item = (
+                f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}"
+                if rt.namespaced
                 else f"{prefix}/{rt.plural}/{{name}}"
+            )
             gvk = {"group": g, "version": v, "kind": rt.kind}
-            doc_paths[item] = {"patch": {"x-kubernetes-group-version-kind": gvk, "x-kubernetes-action": "patch",
-                                         "parameters": params, "responses": {"200": {"description": "OK"}}}}
-        return {"openapi": "3.0.0", "info": {"title": "Kubernetes (kubeemu)", "version": GIT_VERSION},
-                "paths": doc_paths, "components": {"schemas": {}}}
+            doc_paths[item] = {
+                "patch": {
+                    "x-kubernetes-group-version-kind": gvk,
+                    "x-kubernetes-action": "patch",
+                    "parameters": params,
+                    "responses": {"200": {"description": "OK"}},
+                }
+            }
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes (kubeemu)", "version": GIT_VERSION},
+            "paths": doc_paths,
+            "components": {"schemas": {}},
+        }
 
     # ---- resources ----------------------------------------------------------------------------------
 
-    async def _resource(self, request: web.Request, group: str, version: str, rest: list[str]) -> web.StreamResponse:
+    async def _resource(
+        self, request: web.Request, group: str, version: str, rest: list[str]
+    ) -> web.StreamResponse:
         q = request.query
         watch = _truthy(q.get("watch"))
         if rest[0] == "watch":
@@ -393,7 +482,7 @@ class KubeEmulator:
         sub = rest[2] if len(rest) > 2 else None
         if len(rest) > 3 or (sub is not None and sub not in ("status", "scale")):
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
-        if sub == "scale" and rt.scale is None or sub == "status" and not rt.status_subresource:
+        if (sub == "scale" and rt.scale is None) or (sub == "status" and not rt.status_subresource):
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         if rt.namespaced and ns is None and (name is not None or request.method != "GET"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
@@ -406,26 +495,37 @@ class KubeEmulator:
             if m == "GET" and watch:
                 return await self._watch(request, rt, ns)
             if m == "GET":
-                listed = self.api.list(
-                    rt, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector"),
-                    limit=int(q["limit"]) if q.get("limit") else None, continue_token=q.get("continue"),
+                listed = self.api.list_objects(
+                    rt,
+                    ns,
+                    label_selector=q.get("labelSelector"),
+                    field_selector=q.get("fieldSelector"),
+                    limit=int(q["limit"]) if q.get("limit") else None,
+                    continue_token=q.get("continue"),
                     resource_version=q.get("resourceVersion"),
                     resource_version_match=q.get("resourceVersionMatch"),
                 )
                 if table.wants_table(request.headers.get("Accept", "")):
-                    return _json(table.render(
-                        rt, [self.api._render(rt, it) for it in listed["items"]],
-                        resource_version=listed["metadata"]["resourceVersion"],
-                        include_object=q.get("includeObject", "Metadata"),
-                        continue_token=listed["metadata"].get("continue")))
+                    return _json(
+                        table.render(
+                            rt,
+                            [self.api._render(rt, it) for it in listed["items"]],
+                            resource_version=listed["metadata"]["resourceVersion"],
+                            include_object=q.get("includeObject", "Metadata"),
+                            continue_token=listed["metadata"].get("continue"),
+                        )
+                    )
                 return _json(listed)
             if m == "POST":
                 body = await self._body(request)
                 created = self.api.create(rt, ns, body, dry_run=dry_run, field_validation=fv)
                 return self._reply(created, 201)
             if m == "DELETE":
-                return _json(self.api.delete_collection(
-                    rt, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector")))
+                return _json(
+                    self.api.delete_collection(
+                        rt, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector")
+                    )
+                )
             raise errors.method_not_allowed()
 
         if m == "GET":
@@ -433,21 +533,35 @@ class KubeEmulator:
                 return _json(self.api.get_scale(rt, ns, name))
             obj = self.api.get(rt, ns, name)
             if table.wants_table(request.headers.get("Accept", "")):
-                return _json(table.render(rt, [obj], resource_version=None,
-                                          include_object=q.get("includeObject", "Metadata")))
+                return _json(
+                    table.render(
+                        rt, [obj], resource_version=None, include_object=q.get("includeObject", "Metadata")
+                    )
+                )
             return _json(obj)
         if m == "PUT":
             body = await self._body(request)
             if sub == "scale":
                 return _json(self.api.update_scale(rt, ns, name, body, dry_run=dry_run))
-            return self._reply(self.api.update(rt, ns, name, body, subresource=sub, dry_run=dry_run,
-                                               field_validation=fv))
+            return self._reply(
+                self.api.update(rt, ns, name, body, subresource=sub, dry_run=dry_run, field_validation=fv)
+            )
         if m == "PATCH":
             ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
             raw = await request.read()
-            return self._reply(self.api.patch(
-                rt, ns, name, raw, ctype, subresource=sub, dry_run=dry_run, field_validation=fv,
-                field_manager=q.get("fieldManager")))
+            return self._reply(
+                self.api.patch(
+                    rt,
+                    ns,
+                    name,
+                    raw,
+                    ctype,
+                    subresource=sub,
+                    dry_run=dry_run,
+                    field_validation=fv,
+                    field_manager=q.get("fieldManager"),
+                )
+            )
         if m == "DELETE":
             if sub is not None:
                 raise errors.method_not_allowed()
@@ -463,8 +577,9 @@ class KubeEmulator:
         headers = {}
         if self.api.warnings:
             # RFC 7234 warning headers, as the server sends for unknown fields under fieldValidation=Warn
-            headers["Warning"] = ", ".join(f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"'
-                                           for w in self.api.warnings)
+            headers["Warning"] = ", ".join(
+                f'299 - "{w.replace(chr(34), chr(92) + chr(34))}"' for w in self.api.warnings
+            )
         return _json(body, status, headers)
 
     async def _body(self, request: web.Request) -> Any:
@@ -503,12 +618,16 @@ class KubeEmulator:
         await resp.prepare(request)
 
         async def send(ev_type: str, obj: dict[str, Any]) -> None:
-            await resp.write(json.dumps({"type": ev_type, "object": obj}, separators=(",", ":")).encode() + b"\n")
+            await resp.write(
+                json.dumps({"type": ev_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
+            )
 
         if self.faults.take_expired_watch() or (since is not None and self.api.store.too_old(since)):
             # The real server accepts the watch, then reports the compaction as an ERROR event.
-            err = errors.expired(f"too old resource version: {since if since is not None else 0} "
-                                 f"({max(self.api.store.compacted_rv, (since or 0) + 1)})")
+            err = errors.expired(
+                f"too old resource version: {since if since is not None else 0} "
+                f"({max(self.api.store.compacted_rv, (since or 0) + 1)})"
+            )
             with contextlib.suppress(ConnectionError):
                 await send("ERROR", err.status())
                 await resp.write_eof()
@@ -548,8 +667,13 @@ class KubeEmulator:
                 ev_type, obj = item
                 obj = self.api.render(rt, obj)
                 if as_table:
-                    out = table.render(rt, [obj], resource_version=obj["metadata"]["resourceVersion"],
-                                       include_object=include_object, with_headers=not headers_sent)
+                    out = table.render(
+                        rt,
+                        [obj],
+                        resource_version=obj["metadata"]["resourceVersion"],
+                        include_object=include_object,
+                        with_headers=not headers_sent,
+                    )
                     headers_sent = True
                     await send(ev_type, out)
                 else:

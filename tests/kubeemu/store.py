@@ -8,12 +8,12 @@ at or below ``compacted_rv`` is gone (a watch from there gets 410 Expired).
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .jsonutil import clone
 from .selectors import FieldRequirement, Requirement, match_fields, match_labels
 
 StorageKey = tuple[str, str]  # (group, plural)
@@ -83,7 +83,7 @@ class Store:
 
     def get(self, key: StorageKey, ns: str, name: str) -> dict[str, Any] | None:
         obj = self.objects.get(key, {}).get((ns, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def iter(self, key: StorageKey, ns: str | None = None) -> Iterator[dict[str, Any]]:
         """Objects in (namespace, name) order; callers must not mutate them (copy first)."""
@@ -98,12 +98,14 @@ class Store:
         self.rv += 1
         return self.rv
 
-    def put(self, key: StorageKey, obj: dict[str, Any], event_type: str, old: dict[str, Any] | None) -> dict[str, Any]:
+    def put(
+        self, key: StorageKey, obj: dict[str, Any], event_type: str, old: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """Store obj (already given its new resourceVersion) and publish the event."""
         meta = obj["metadata"]
         self.objects.setdefault(key, {})[(meta.get("namespace", ""), meta["name"])] = obj
-        self._publish(Event(int(meta["resourceVersion"]), key, event_type, copy.deepcopy(obj), old))
-        return copy.deepcopy(obj)
+        self._publish(Event(int(meta["resourceVersion"]), key, event_type, clone(obj), old))
+        return clone(obj)
 
     def remove(self, key: StorageKey, ns: str, name: str) -> dict[str, Any] | None:
         obj = self.objects.get(key, {}).pop((ns, name), None)
@@ -111,8 +113,8 @@ class Store:
             return None
         # The DELETED event carries the object at the deletion's revision, as etcd's watch does.
         obj["metadata"]["resourceVersion"] = str(self.next_rv())
-        self._publish(Event(self.rv, key, "DELETED", copy.deepcopy(obj), copy.deepcopy(obj)))
-        return copy.deepcopy(obj)
+        self._publish(Event(self.rv, key, "DELETED", clone(obj), clone(obj)))
+        return clone(obj)
 
     def drop_kind(self, key: StorageKey) -> None:
         self.objects.pop(key, None)
@@ -148,7 +150,7 @@ class Store:
         if since is None:
             for obj in self.iter(w.key, w.namespace):
                 if w.matches(obj):
-                    w.queue.put_nowait(("ADDED", copy.deepcopy(obj)))
+                    w.queue.put_nowait(("ADDED", clone(obj)))
         else:
             for ev in self.history:
                 if ev.rv > since and ev.key == w.key:

@@ -15,11 +15,23 @@ from . import jsonpath
 from .clock import human_duration
 from .resources import ResourceType
 
-NAME_COL = {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a "
-            "namespace. Is required when creating resources, although some resources may allow a client to "
-            "request the generation of an appropriate name automatically.", "priority": 0}
-AGE_COL = {"name": "Age", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp "
-           "representing the server time when this object was created.", "priority": 0}
+NAME_COL = {
+    "name": "Name",
+    "type": "string",
+    "format": "name",
+    "description": "Name must be unique within a "
+    "namespace. Is required when creating resources, although some resources may allow a client to "
+    "request the generation of an appropriate name automatically.",
+    "priority": 0,
+}
+AGE_COL = {
+    "name": "Age",
+    "type": "date",
+    "format": "",
+    "description": "CreationTimestamp is a timestamp "
+    "representing the server time when this object was created.",
+    "priority": 0,
+}
 
 TABLE_MEDIA = "as=table"
 
@@ -28,7 +40,11 @@ def wants_table(accept: str) -> bool:
     """True when the first acceptable media type the client lists is a Table (kubectl get)."""
     for part in accept.split(","):
         params = [p.strip().lower() for p in part.split(";")]
-        if "as=table" in params and ("g=meta.k8s.io" in params) and any(p in params for p in ("v=v1", "v=v1beta1")):
+        if (
+            "as=table" in params
+            and ("g=meta.k8s.io" in params)
+            and any(p in params for p in ("v=v1", "v=v1beta1"))
+        ):
             return True
         if params[0] in ("application/json", "*/*", "application/*"):
             return False
@@ -72,8 +88,13 @@ def _crd_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], list[Callable[
     getters: list[Callable[[dict[str, Any]], Any]] = [lambda o: o["metadata"]["name"]]
     for c in rt.printer_columns:
         cols.append(
-            {"name": c["name"], "type": c.get("type", "string"), "format": c.get("format", ""),
-             "description": c.get("description", ""), "priority": int(c.get("priority", 0))}
+            {
+                "name": c["name"],
+                "type": c.get("type", "string"),
+                "format": c.get("format", ""),
+                "description": c.get("description", ""),
+                "priority": int(c.get("priority", 0)),
+            }
         )
 
         def getter(o: dict[str, Any], path: str = c["jsonPath"], typ: str = c.get("type", "string")) -> Any:
@@ -99,50 +120,106 @@ def _pod_ready(o: dict[str, Any]) -> str:
 
 
 def _builtin_columns(rt: ResourceType) -> tuple[list[dict[str, Any]], list[Callable[[dict[str, Any]], Any]]]:
-    name: Callable[[dict[str, Any]], Any] = lambda o: o["metadata"]["name"]  # noqa: E731
-    age: Callable[[dict[str, Any]], Any] = lambda o: human_duration(o["metadata"].get("creationTimestamp"))  # noqa: E731
-    st = lambda o, k: (o.get("status") or {}).get(k) or 0  # noqa: E731
-    sp = lambda o, k: (o.get("spec") or {}).get(k)  # noqa: E731
+    def name(o: dict[str, Any]) -> Any:
+        return o["metadata"]["name"]
+
+    def age(o: dict[str, Any]) -> Any:
+        return human_duration(o["metadata"].get("creationTimestamp"))
+
+    def st(o: dict[str, Any], k: str) -> Any:
+        return (o.get("status") or {}).get(k) or 0
+
+    def sp(o: dict[str, Any], k: str) -> Any:
+        return (o.get("spec") or {}).get(k)
+
     if rt.plural == "replicasets":
         return (
-            [NAME_COL, _col("Desired", "integer"), _col("Current", "integer"), _col("Ready", "integer"), AGE_COL],
-            [name, lambda o: sp(o, "replicas"), lambda o: st(o, "replicas"), lambda o: st(o, "readyReplicas"), age],
+            [
+                NAME_COL,
+                _col("Desired", "integer"),
+                _col("Current", "integer"),
+                _col("Ready", "integer"),
+                AGE_COL,
+            ],
+            [
+                name,
+                lambda o: sp(o, "replicas"),
+                lambda o: st(o, "replicas"),
+                lambda o: st(o, "readyReplicas"),
+                age,
+            ],
         )
     if rt.plural in ("deployments", "statefulsets"):
         return (
             [NAME_COL, _col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer"), AGE_COL],
-            [name, lambda o: f"{st(o, 'readyReplicas')}/{sp(o, 'replicas') if sp(o, 'replicas') is not None else 1}",
-             lambda o: st(o, "updatedReplicas"), lambda o: st(o, "availableReplicas"), age],
+            [
+                name,
+                lambda o: (
+                    f"{st(o, 'readyReplicas')}/{sp(o, 'replicas') if sp(o, 'replicas') is not None else 1}"
+                ),
+                lambda o: st(o, "updatedReplicas"),
+                lambda o: st(o, "availableReplicas"),
+                age,
+            ],
         )
     if rt.plural == "pods":
         return (
             [NAME_COL, _col("Ready"), _col("Status"), _col("Restarts", "string"), AGE_COL],
-            [name, _pod_ready, lambda o: (o.get("status") or {}).get("phase") or "Pending",
-             lambda o: str(sum(int(c.get("restartCount", 0)) for c in (o.get("status") or {}).get(
-                 "containerStatuses") or [])), age],
+            [
+                name,
+                _pod_ready,
+                lambda o: (o.get("status") or {}).get("phase") or "Pending",
+                lambda o: str(
+                    sum(
+                        int(c.get("restartCount", 0))
+                        for c in (o.get("status") or {}).get("containerStatuses") or []
+                    )
+                ),
+                age,
+            ],
         )
     if rt.plural == "namespaces":
-        return ([NAME_COL, _col("Status"), AGE_COL],
-                [name, lambda o: (o.get("status") or {}).get("phase") or "Active", age])
+        return (
+            [NAME_COL, _col("Status"), AGE_COL],
+            [name, lambda o: (o.get("status") or {}).get("phase") or "Active", age],
+        )
     if rt.plural == "horizontalpodautoscalers":
         return (
-            [NAME_COL, _col("Reference"), _col("MinPods", "integer"), _col("MaxPods", "integer"),
-             _col("Replicas", "integer"), AGE_COL],
-            [name, lambda o: f"{(sp(o, 'scaleTargetRef') or {}).get('kind')}/"
-                             f"{(sp(o, 'scaleTargetRef') or {}).get('name')}",
-             lambda o: sp(o, "minReplicas") or 1, lambda o: sp(o, "maxReplicas"),
-             lambda o: st(o, "currentReplicas"), age],
+            [
+                NAME_COL,
+                _col("Reference"),
+                _col("MinPods", "integer"),
+                _col("MaxPods", "integer"),
+                _col("Replicas", "integer"),
+                AGE_COL,
+            ],
+            [
+                name,
+                lambda o: (
+                    f"{(sp(o, 'scaleTargetRef') or {}).get('kind')}/"
+                    f"{(sp(o, 'scaleTargetRef') or {}).get('name')}"
+                ),
+                lambda o: sp(o, "minReplicas") or 1,
+                lambda o: sp(o, "maxReplicas"),
+                lambda o: st(o, "currentReplicas"),
+                age,
+            ],
         )
     if rt.plural == "leases":
         return ([NAME_COL, _col("Holder"), AGE_COL], [name, lambda o: sp(o, "holderIdentity") or "", age])
     if rt.plural == "events" and rt.group == "":
         return (
             [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message")],
-            [lambda o: human_duration(o.get("lastTimestamp") or o["metadata"].get("creationTimestamp")),
-             lambda o: o.get("type", ""), lambda o: o.get("reason", ""),
-             lambda o: f"{(o.get('involvedObject') or {}).get('kind', '').lower()}/"
-                       f"{(o.get('involvedObject') or {}).get('name', '')}",
-             lambda o: o.get("message", "")],
+            [
+                lambda o: human_duration(o.get("lastTimestamp") or o["metadata"].get("creationTimestamp")),
+                lambda o: o.get("type", ""),
+                lambda o: o.get("reason", ""),
+                lambda o: (
+                    f"{(o.get('involvedObject') or {}).get('kind', '').lower()}/"
+                    f"{(o.get('involvedObject') or {}).get('name', '')}"
+                ),
+                lambda o: o.get("message", ""),
+            ],
         )
     return [NAME_COL, AGE_COL], [name, age]
 
@@ -157,7 +234,11 @@ def row_object(obj: dict[str, Any], include_object: str) -> dict[str, Any] | Non
     if include_object == "Object":
         return obj
     # default "Metadata": PartialObjectMetadata, which kubectl reads namespace/labels from
-    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
 
 
 def render(

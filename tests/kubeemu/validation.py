@@ -14,14 +14,18 @@ cost limits are not enforced.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 import celpy
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
+
+from .jsonutil import clone
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,10 @@ def _type_name(v: Any) -> str:
 
 
 def to_jsonschema(node: Any) -> Any:
-    """OpenAPI v3 structural schema → JSON Schema draft 4 (drop x-kubernetes-*, map nullable/int-or-string)."""
+    """OpenAPI v3 structural schema → JSON Schema draft 4.
+
+    Drops x-kubernetes-* keys and maps ``nullable`` and ``x-kubernetes-int-or-string``.
+    """
     if isinstance(node, list):
         return [to_jsonschema(x) for x in node]
     if not isinstance(node, dict):
@@ -84,14 +91,26 @@ def to_jsonschema(node: Any) -> Any:
     return out
 
 
+_ENV: celpy.Environment | None = None
+_PROGRAMS: dict[str, Any] = {}
+
+
+def _program(rule: str) -> Any:
+    """Compiled CEL programs, shared by all servers in the process (building celpy's parser costs ~0.4 s)."""
+    global _ENV
+    if rule not in _PROGRAMS:
+        if _ENV is None:
+            _ENV = celpy.Environment()
+        _PROGRAMS[rule] = _ENV.program(_ENV.compile(rule))
+    return _PROGRAMS[rule]
+
+
 class SchemaValidator:
     def __init__(self, schema: dict[str, Any], kind: str, group: str) -> None:
         self.schema = schema
         self.kind = kind
         self.group = group
         self._js = jsonschema.Draft4Validator(to_jsonschema(schema))
-        self._env = celpy.Environment()
-        self._programs: dict[str, Any] = {}
         self.skipped_rules: set[str] = set()
 
     # ---- pruning ------------------------------------------------------------------------------------
@@ -99,7 +118,7 @@ class SchemaValidator:
     def prune(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Drop fields the schema does not know; return the pruned copy and the dropped paths."""
         dropped: list[str] = []
-        out = self._prune(copy.deepcopy(obj), self.schema, "", dropped, root=True)
+        out = self._prune(clone(obj), self.schema, "", dropped, root=True)
         return out, dropped
 
     def _prune(self, v: Any, s: dict[str, Any], path: str, dropped: list[str], root: bool = False) -> Any:
@@ -135,7 +154,7 @@ class SchemaValidator:
         if isinstance(obj, dict):
             for k, ps in (s.get("properties") or {}).items():
                 if k not in obj and isinstance(ps, dict) and "default" in ps:
-                    obj[k] = copy.deepcopy(ps["default"])
+                    obj[k] = clone(ps["default"])
                 if k in obj and isinstance(ps, dict):
                     self.apply_defaults(obj[k], ps)
             addl = s.get("additionalProperties")
@@ -165,24 +184,46 @@ class SchemaValidator:
         where = path or "<root>"
         if kw == "required":
             missing = [r for r in err.validator_value if isinstance(v, dict) and r not in v]
-            return [{"reason": "FieldValueRequired", "message": "Required value", "field": _join(path, m)}
-                    for m in missing]
+            return [
+                {"reason": "FieldValueRequired", "message": "Required value", "field": _join(path, m)}
+                for m in missing
+            ]
         if kw == "type":
             want = err.validator_value
             want_s = want if isinstance(want, str) else want[0]
-            return [{"reason": "FieldValueTypeInvalid", "field": where,
-                     "message": f'Invalid value: "{_type_name(v)}": {where} in body must be of type {want_s}: '
-                                f'"{_type_name(v)}"'}]
+            return [
+                {
+                    "reason": "FieldValueTypeInvalid",
+                    "field": where,
+                    "message": f'Invalid value: "{_type_name(v)}": {where} in body must be of type {want_s}: '
+                    f'"{_type_name(v)}"',
+                }
+            ]
         if kw == "enum":
             allowed = ", ".join(json.dumps(x) for x in err.validator_value if x is not None)
-            return [{"reason": "FieldValueNotSupported", "field": where,
-                     "message": f"Unsupported value: {_show(v)}: supported values: {allowed}"}]
+            return [
+                {
+                    "reason": "FieldValueNotSupported",
+                    "field": where,
+                    "message": f"Unsupported value: {_show(v)}: supported values: {allowed}",
+                }
+            ]
         if kw == "maxLength":
-            return [{"reason": "FieldValueTooLong", "field": where,
-                     "message": f"Too long: may not be more than {err.validator_value} bytes"}]
+            return [
+                {
+                    "reason": "FieldValueTooLong",
+                    "field": where,
+                    "message": f"Too long: may not be more than {err.validator_value} bytes",
+                }
+            ]
         if kw == "maxItems":
-            return [{"reason": "FieldValueTooMany", "field": where,
-                     "message": f"Too many: {len(v)}: must have at most {err.validator_value} items"}]
+            return [
+                {
+                    "reason": "FieldValueTooMany",
+                    "field": where,
+                    "message": f"Too many: {len(v)}: must have at most {err.validator_value} items",
+                }
+            ]
         texts = {
             "maximum": f"should be less than or equal to {err.validator_value}",
             "minimum": f"should be greater than or equal to {err.validator_value}",
@@ -198,7 +239,13 @@ class SchemaValidator:
             texts[kw] = texts[kw].replace(" or equal to", "")
         text = texts.get(str(kw), err.message)
         reason = "FieldValueDuplicate" if kw == "uniqueItems" else "FieldValueInvalid"
-        return [{"reason": reason, "field": where, "message": f"Invalid value: {_show(v)}: {where} in body {text}"}]
+        return [
+            {
+                "reason": reason,
+                "field": where,
+                "message": f"Invalid value: {_show(v)}: {where} in body {text}",
+            }
+        ]
 
     # ---- CEL ----------------------------------------------------------------------------------------
 
@@ -220,9 +267,7 @@ class SchemaValidator:
                 yield from self._walk(x, None, s["items"], _join(path, i))
 
     def _program(self, rule: str) -> Any:
-        if rule not in self._programs:
-            self._programs[rule] = self._env.program(self._env.compile(rule))
-        return self._programs[rule]
+        return _program(rule)
 
     def cel_causes(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[dict[str, str]]:
         causes: list[dict[str, str]] = []
@@ -234,39 +279,45 @@ class SchemaValidator:
                     continue  # transition rules only run on updates that have an old value
                 try:
                     prog = self._program(rule)
-                except Exception as e:  # noqa: BLE001 - celpy raises several parse error types
+                except Exception as e:
                     log.warning("CEL rule %r does not compile in celpy, skipped: %s", rule, e)
                     self.skipped_rules.add(rule)
                     continue
-                act: dict[str, Any] = {"self": celpy.json_to_cel(v)}
+                act: dict[str, Any] = {"self": json_to_cel(v)}
                 if uses_old:
-                    act["oldSelf"] = celpy.json_to_cel(oldv)
+                    act["oldSelf"] = json_to_cel(oldv)
                 field = path + (rule_spec.get("fieldPath") or "")
                 field = field.lstrip(".")
                 try:
                     ok = prog.evaluate(act)
-                except celpy.CELEvalError as e:
+                except CELEvalError as e:
                     text = str(e.args[0]) if e.args else str(e)
                     if "undeclared reference" in text:
                         # a Kubernetes CEL library function celpy does not implement
                         self.skipped_rules.add(rule)
                         continue
                     text = text.split(" (in activation")[0]
-                    causes.append({"reason": "FieldValueInvalid", "field": field or "<root>",
-                                   "message": f"Invalid value: {_show(v)}: {text} evaluating rule: {rule}"})
+                    causes.append(
+                        {
+                            "reason": "FieldValueInvalid",
+                            "field": field or "<root>",
+                            "message": f"Invalid value: {_show(v)}: {text} evaluating rule: {rule}",
+                        }
+                    )
                     continue
                 if bool(ok):
                     continue
                 msg = rule_spec.get("message") or f"failed rule: {rule}"
                 if rule_spec.get("messageExpression"):
-                    try:
+                    # a failing messageExpression falls back to the static message, like the server
+                    with contextlib.suppress(Exception):
                         msg = str(self._program(rule_spec["messageExpression"]).evaluate(act))
-                    except Exception:  # noqa: BLE001 - fall back to the static message like the server
-                        pass
                 reason = rule_spec.get("reason") or "FieldValueInvalid"
-                prefix = {"FieldValueRequired": "Required value", "FieldValueForbidden": "Forbidden",
-                          "FieldValueDuplicate": f"Duplicate value: {_show(v)}"}.get(
-                    reason, f"Invalid value: {_show(v)}")
+                prefix = {
+                    "FieldValueRequired": "Required value",
+                    "FieldValueForbidden": "Forbidden",
+                    "FieldValueDuplicate": f"Duplicate value: {_show(v)}",
+                }.get(reason, f"Invalid value: {_show(v)}")
                 causes.append({"reason": reason, "field": field or "<root>", "message": f"{prefix}: {msg}"})
         return causes
 
@@ -275,8 +326,13 @@ class SchemaValidator:
         # As in apiextensions-apiserver: type errors block CEL (rules assume the declared types); other
         # schema errors do not, so both kinds of cause are reported together.
         if any(c["reason"] == "FieldValueTypeInvalid" for c in causes):
-            causes.append({"reason": "FieldValueInvalid", "field": "<nil>",
-                           "message": "Invalid value: \"null\": some validation rules were not checked because "
-                                      "the object was invalid; correct the existing errors to complete validation"})
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": "<nil>",
+                    "message": 'Invalid value: "null": some validation rules were not checked because '
+                    "the object was invalid; correct the existing errors to complete validation",
+                }
+            )
             return causes
         return causes + self.cel_causes(obj, old)

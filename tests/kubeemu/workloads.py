@@ -12,7 +12,7 @@ LeaderWorkerSet pods are owned by the LWS directly (no per-group StatefulSets); 
 from __future__ import annotations
 
 import asyncio
-import copy
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,6 +22,7 @@ from typing import Any
 from . import errors
 from .api import Api
 from .clock import now_rfc3339
+from .jsonutil import clone
 from .store import Event
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,19 @@ Key = tuple[tuple[str, str], str, str]  # (storage key, namespace, name)
 
 
 def _owner_ref(obj: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
-            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _template_hash(template: dict[str, Any]) -> str:
     h = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
-    return "".join("bcdfghjklmnpqrstvwxz2456789"[int(h[i:i + 2], 16) % 27] for i in range(0, 20, 2))
+    return "".join("bcdfghjklmnpqrstvwxz2456789"[int(h[i : i + 2], 16) % 27] for i in range(0, 20, 2))
 
 
 class WorkloadSimulator:
@@ -81,19 +88,22 @@ class WorkloadSimulator:
         self.paused = False
         self._resync()
 
-    def set_ready_delay(self, seconds: float, *, namespace: str | None = None, name: str | None = None) -> None:
+    def set_ready_delay(
+        self, seconds: float, *, namespace: str | None = None, name: str | None = None
+    ) -> None:
         """Cold start for pods created from now on (for one workload when namespace/name are given)."""
         if namespace is None and name is None:
             self.ready_delay = seconds
         else:
             self._delays[(namespace, name)] = seconds
 
-    async def wait_ready(self, kind: str, namespace: str, name: str, replicas: int | None = None,
-                         timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_ready(
+        self, kind: str, namespace: str, name: str, replicas: int | None = None, within: float = 10.0
+    ) -> dict[str, Any]:
         """Wait until the workload reports readyReplicas == spec.replicas (or ``replicas``)."""
         key = _KIND_KEY[kind]
         loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
+        end = loop.time() + within
         while True:
             obj = self.api.store.get(key, namespace, name)
             if obj is not None:
@@ -116,10 +126,8 @@ class WorkloadSimulator:
             self._timer.cancel()
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     # ---- event plumbing -----------------------------------------------------------------------------
@@ -176,14 +184,15 @@ class WorkloadSimulator:
             return
         if skey == DEPLOY:
             self._deployment(obj)
-        elif skey in (RS, STS):
-            self._pods_for(obj, skey)
-        elif skey == LWS:
+        elif skey in (RS, STS) or skey == LWS:
             self._pods_for(obj, skey)
 
     def _owned(self, key: tuple[str, str], ns: str, uid: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(o) for o in self.api.store.iter(key, ns)
-                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
+        return [
+            clone(o)
+            for o in self.api.store.iter(key, ns)
+            if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])
+        ]
 
     def _type(self, key: tuple[str, str]) -> Any:
         group, plural = key
@@ -199,18 +208,28 @@ class WorkloadSimulator:
         h = _template_hash(template)
         rss = self._owned(RS, ns, d["metadata"]["uid"])
         rs_rt = self._type(RS)
-        current = next((r for r in rss if r["metadata"].get("labels", {}).get("pod-template-hash") == h), None)
+        current = next(
+            (r for r in rss if r["metadata"].get("labels", {}).get("pod-template-hash") == h), None
+        )
         want = int(spec.get("replicas", 1))
         if current is None:
             labels = {**(template.get("metadata", {}).get("labels") or {}), "pod-template-hash": h}
-            tmpl = copy.deepcopy(template)
+            tmpl = clone(template)
             tmpl.setdefault("metadata", {})["labels"] = labels
-            sel = copy.deepcopy(spec.get("selector") or {})
+            sel = clone(spec.get("selector") or {})
             sel.setdefault("matchLabels", {})["pod-template-hash"] = h
-            current = self.api.create(rs_rt, ns, {
-                "metadata": {"name": f"{d['metadata']['name']}-{h}", "labels": labels,
-                             "ownerReferences": [_owner_ref(d)]},
-                "spec": {"replicas": want, "selector": sel, "template": tmpl}})
+            current = self.api.create(
+                rs_rt,
+                ns,
+                {
+                    "metadata": {
+                        "name": f"{d['metadata']['name']}-{h}",
+                        "labels": labels,
+                        "ownerReferences": [_owner_ref(d)],
+                    },
+                    "spec": {"replicas": want, "selector": sel, "template": tmpl},
+                },
+            )
         elif current["spec"].get("replicas") != want:
             current["spec"]["replicas"] = want
             current = self.api.update(rs_rt, ns, current["metadata"]["name"], current)
@@ -219,17 +238,29 @@ class WorkloadSimulator:
                 r["spec"]["replicas"] = 0
                 self.api.update(rs_rt, ns, r["metadata"]["name"], r)
         rss = self._owned(RS, ns, d["metadata"]["uid"])
-        tot = {k: sum(int((r.get("status") or {}).get(k, 0)) for r in rss)
-               for k in ("replicas", "readyReplicas", "availableReplicas")}
-        cur_status = next((r.get("status") or {} for r in rss if r["metadata"]["name"] ==
-                           current["metadata"]["name"]), {})
-        status = {"observedGeneration": d["metadata"]["generation"], **tot,
-                  "updatedReplicas": int(cur_status.get("replicas", 0)),
-                  "unavailableReplicas": max(0, want - tot["availableReplicas"])}
+        tot = {
+            k: sum(int((r.get("status") or {}).get(k, 0)) for r in rss)
+            for k in ("replicas", "readyReplicas", "availableReplicas")
+        }
+        cur_status = next(
+            (r.get("status") or {} for r in rss if r["metadata"]["name"] == current["metadata"]["name"]), {}
+        )
+        status = {
+            "observedGeneration": d["metadata"]["generation"],
+            **tot,
+            "updatedReplicas": int(cur_status.get("replicas", 0)),
+            "unavailableReplicas": max(0, want - tot["availableReplicas"]),
+        }
         status = {k: v for k, v in status.items() if v or k == "observedGeneration"}
-        status["conditions"] = [{"type": "Available", "status": "True" if tot["availableReplicas"] >= want
-                                 else "False", "reason": "MinimumReplicasAvailable" if tot["availableReplicas"]
-                                 >= want else "MinimumReplicasUnavailable"}]
+        status["conditions"] = [
+            {
+                "type": "Available",
+                "status": "True" if tot["availableReplicas"] >= want else "False",
+                "reason": "MinimumReplicasAvailable"
+                if tot["availableReplicas"] >= want
+                else "MinimumReplicasUnavailable",
+            }
+        ]
         self._write_status(DEPLOY, d, status)
 
     def _delay_for(self, ns: str, name: str) -> float:
@@ -247,8 +278,13 @@ class WorkloadSimulator:
         desired: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         if key == STS:
             for i in range(want):
-                desired[f"{name}-{i}"] = (spec.get("template") or {}, {
-                    "statefulset.kubernetes.io/pod-name": f"{name}-{i}", "apps.kubernetes.io/pod-index": str(i)})
+                desired[f"{name}-{i}"] = (
+                    spec.get("template") or {},
+                    {
+                        "statefulset.kubernetes.io/pod-name": f"{name}-{i}",
+                        "apps.kubernetes.io/pod-index": str(i),
+                    },
+                )
         elif key == LWS:
             lwt = spec.get("leaderWorkerTemplate") or {}
             size = int(lwt.get("size", 1))
@@ -277,38 +313,61 @@ class WorkloadSimulator:
                 continue
             tmeta = tmpl.get("metadata") or {}
             pod = {
-                "metadata": {"name": pname, "labels": {**(tmeta.get("labels") or {}), **extra},
-                             "annotations": dict(tmeta.get("annotations") or {}),
-                             "ownerReferences": [_owner_ref(w)]},
-                "spec": {**copy.deepcopy(tmpl.get("spec") or {}), "nodeName": "kubeemu-node"},
+                "metadata": {
+                    "name": pname,
+                    "labels": {**(tmeta.get("labels") or {}), **extra},
+                    "annotations": dict(tmeta.get("annotations") or {}),
+                    "ownerReferences": [_owner_ref(w)],
+                },
+                "spec": {**clone(tmpl.get("spec") or {}), "nodeName": "kubeemu-node"},
             }
             pod["spec"].setdefault("containers", [{"name": "main", "image": "kubeemu/placeholder"}])
             created = self.api.create(pod_rt, ns, pod)
-            created["status"] = {"phase": "Pending", "conditions": [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()},
-                {"type": "Ready", "status": "False", "lastTransitionTime": now_rfc3339(),
-                 "reason": "ContainersNotReady"}]}
+            created["status"] = {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()},
+                    {
+                        "type": "Ready",
+                        "status": "False",
+                        "lastTransitionTime": now_rfc3339(),
+                        "reason": "ContainersNotReady",
+                    },
+                ],
+            }
             self.api.update(pod_rt, ns, pname, created, subresource="status")
             self._ready_at[(ns, pname)] = loop.time() + self._delay_for(ns, name)
         pods = self._owned(POD, ns, uid)
         ready = [p for p in pods if _is_ready(p)]
         if key == LWS:
             groups_ready = sum(
-                1 for i in range(want)
+                1
+                for i in range(want)
                 if all(_is_ready(p) for p in pods if p["metadata"]["labels"].get(LWS_GROUP) == str(i))
-                and any(p["metadata"]["labels"].get(LWS_GROUP) == str(i) for p in pods))
+                and any(p["metadata"]["labels"].get(LWS_GROUP) == str(i) for p in pods)
+            )
             status: dict[str, Any] = {
                 "replicas": len({p["metadata"]["labels"].get(LWS_GROUP) for p in pods}),
-                "readyReplicas": groups_ready, "updatedReplicas": len(
-                    {p["metadata"]["labels"].get(LWS_GROUP) for p in pods}),
+                "readyReplicas": groups_ready,
+                "updatedReplicas": len({p["metadata"]["labels"].get(LWS_GROUP) for p in pods}),
                 "hpaPodSelector": f"{LWS_NAME}={name},{LWS_WORKER}=0",
-                "conditions": [{"type": "Available", "status": "True" if groups_ready >= want else "False",
-                                "reason": "AllGroupsReady" if groups_ready >= want else "GroupsProgressing",
-                                "message": "", "lastTransitionTime": now_rfc3339()}],
+                "conditions": [
+                    {
+                        "type": "Available",
+                        "status": "True" if groups_ready >= want else "False",
+                        "reason": "AllGroupsReady" if groups_ready >= want else "GroupsProgressing",
+                        "message": "",
+                        "lastTransitionTime": now_rfc3339(),
+                    }
+                ],
             }
         else:
-            status = {"observedGeneration": w["metadata"]["generation"], "replicas": len(pods),
-                      "readyReplicas": len(ready), "availableReplicas": len(ready)}
+            status = {
+                "observedGeneration": w["metadata"]["generation"],
+                "replicas": len(pods),
+                "readyReplicas": len(ready),
+                "availableReplicas": len(ready),
+            }
             if key == STS:
                 status.update(currentReplicas=len(pods), updatedReplicas=len(pods))
             else:
@@ -340,17 +399,32 @@ class WorkloadSimulator:
             ts = now_rfc3339()
             containers = (pod.get("spec") or {}).get("containers") or []
             pod["status"] = {
-                "phase": "Running", "podIP": f"10.0.{hash(pname) % 250}.{hash(ns + pname) % 250 + 1}",
-                "hostIP": "10.255.0.1", "startTime": ts,
-                "conditions": [{"type": t, "status": "True", "lastTransitionTime": ts}
-                               for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-                "containerStatuses": [{"name": c.get("name", "main"), "ready": True, "started": True,
-                                       "restartCount": 0, "image": c.get("image", ""), "imageID": "",
-                                       "state": {"running": {"startedAt": ts}}} for c in containers],
+                "phase": "Running",
+                "podIP": f"10.0.{hash(pname) % 250}.{hash(ns + pname) % 250 + 1}",
+                "hostIP": "10.255.0.1",
+                "startTime": ts,
+                "conditions": [
+                    {"type": t, "status": "True", "lastTransitionTime": ts}
+                    for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+                ],
+                "containerStatuses": [
+                    {
+                        "name": c.get("name", "main"),
+                        "ready": True,
+                        "started": True,
+                        "restartCount": 0,
+                        "image": c.get("image", ""),
+                        "imageID": "",
+                        "state": {"running": {"startedAt": ts}},
+                    }
+                    for c in containers
+                ],
             }
             self.api.update(pod_rt, ns, pname, pod, subresource="status")
 
 
 def _is_ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )

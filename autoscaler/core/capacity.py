@@ -1,0 +1,243 @@
+"""Capacity model: what one replica can serve at the SLO, from a measured performance profile.
+
+Prefill (TTFT). Requests of mean prompt length ``L̄`` arrive at ``λ`` per replica (Poisson). The service
+time is ``S = prefill(L̄)`` with squared coefficient of variation ``c²`` (from the prompt-length spread;
+``c² = 1`` for exponential lengths). The Pollaczek–Khinchine formula gives the M/G/1 mean wait
+``E[W] = λ E[S²] / (2 (1 − ρ))`` with ``ρ = λ S`` and ``E[S²] = S² (1 + c²)``. The wait is zero with
+probability ``1 − ρ`` and, conditionally on waiting, close to exponential with mean ``E[W] / ρ``, so its
+``p`` quantile is::
+
+    W_p = (E[W] / ρ) · ln(ρ / (1 − p))   if ρ > 1 − p, else 0
+
+The predicted TTFT percentile adds the prefill of a long prompt and the KV transfer (disaggregated)::
+
+    TTFT_p ≈ W_p + prefill(L̄ · t_p) + kv_transfer(L̄),   t_p = 1 + √c² · (−ln(1 − p) − 1)
+
+(``t_p`` is the exponential quantile factor for ``c² = 1``, 1 for fixed lengths). Summing two quantiles is
+conservative; the online correction removes the bias that remains. The per-replica arrival rate at the target
+``λ*`` is found by bisection (``TTFT_p`` rises with ``λ``).
+
+Decode (ITL). A replica with mean concurrency ``m`` runs batches of ``m`` sequences of mean context
+``C = L̄ + Ō/2``. Concurrency is roughly Poisson, so the batch stays at or below ``B`` with probability
+``p`` when ``m + z_p √m ≤ B`` (``z_p`` the normal quantile). ``B*`` is the largest batch whose step time
+``decode_step(B, C) ≤ ITL target`` and whose KV cache ``B · (L̄ + Ō)`` fits in ``kv_fill`` of the cache.
+Per-replica output tokens/s at the target is ``m*/decode_step(m*, C)`` with ``√m* = (−z + √(z² + 4B*)) / 2``.
+
+An aggregated replica (role ``both``) time-shares: it needs ``λ/λ* + g/g*`` replicas (prefill share plus
+decode share), a fluid approximation.
+
+Correction. ``c ← exp((1 − a) ln c + a ln(observed / predicted))`` per signal, clamped to [0.5, 4], learned
+only from clean data at a steady fleet; sizing divides the target by ``c``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+
+from autoscaler.core.profile import PerformanceProfile
+
+__all__ = [
+    "Demand",
+    "ModelParams",
+    "decode_batch_limit",
+    "decode_capacity",
+    "decode_concurrency",
+    "predicted_itl",
+    "predicted_ttft",
+    "prefill_capacity",
+    "update_correction",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """Load on the fleet: requests/s, prompt tokens/s, output tokens/s (all ≥ 0)."""
+
+    arrival_rate: float
+    prompt_tokens_rate: float
+    generation_tokens_rate: float
+
+    @property
+    def mean_prompt(self) -> float:
+        """Mean prompt length, tokens (512 when unknown: the profiles' reference length)."""
+        return self.prompt_tokens_rate / self.arrival_rate if self.arrival_rate > 1e-9 else 512.0
+
+    @property
+    def mean_output(self) -> float:
+        """Mean output length, tokens (128 when unknown)."""
+        return self.generation_tokens_rate / self.arrival_rate if self.arrival_rate > 1e-9 else 128.0
+
+    def scaled(self, factor: float) -> Demand:
+        """The same mix at ``factor`` times the rate."""
+        return Demand(
+            self.arrival_rate * factor, self.prompt_tokens_rate * factor, self.generation_tokens_rate * factor
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Assumptions of the capacity model, all documented in docs/control.md.
+
+    Attributes:
+        prompt_cv2: squared coefficient of variation of prefill service time (1 = exponential lengths).
+        kv_fill: fraction of the KV cache planned to be used (the rest absorbs variation), 0–1.
+        disaggregated: add the prefill→decode KV transfer to TTFT.
+    """
+
+    prompt_cv2: float = 1.0
+    kv_fill: float = 0.9
+    disaggregated: bool = True
+
+
+def predicted_ttft(
+    profile: PerformanceProfile,
+    rate_per_replica: float,
+    mean_prompt: float,
+    quantile: float,
+    params: ModelParams = ModelParams(),
+) -> float:
+    """TTFT at ``quantile`` for one prefill replica receiving ``rate_per_replica`` requests/s (seconds, inf
+    when overloaded)."""
+    s = profile.prefill_time_s(mean_prompt)
+    tail = 1.0 + math.sqrt(params.prompt_cv2) * (-math.log(1.0 - quantile) - 1.0)
+    base = profile.prefill_time_s(mean_prompt * max(1.0, tail))
+    if params.disaggregated:
+        base += profile.kv_transfer_s(mean_prompt)
+    rho = rate_per_replica * s
+    if rho >= 1.0:
+        return math.inf
+    if rho <= 1.0 - quantile or rho <= 0.0:
+        return base
+    mean_wait = rate_per_replica * s * s * (1.0 + params.prompt_cv2) / (2.0 * (1.0 - rho))
+    return base + (mean_wait / rho) * math.log(rho / (1.0 - quantile))
+
+
+def prefill_capacity(
+    profile: PerformanceProfile,
+    target_s: float,
+    mean_prompt: float,
+    quantile: float,
+    params: ModelParams = ModelParams(),
+) -> float:
+    """Largest requests/s one replica takes with ``TTFT_quantile ≤ target_s`` (0 when even an idle replica
+    misses the target)."""
+    if predicted_ttft(profile, 0.0, mean_prompt, quantile, params) > target_s:
+        return 0.0
+    hi = 1.0 / profile.prefill_time_s(mean_prompt)
+    lo = 0.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if predicted_ttft(profile, mid, mean_prompt, quantile, params) <= target_s:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def decode_batch_limit(
+    profile: PerformanceProfile,
+    itl_target_s: float,
+    context_tokens: float,
+    tokens_per_seq: float,
+    params: ModelParams = ModelParams(),
+) -> int:
+    """Largest batch ``B*`` with ``decode_step(B, C) ≤ itl_target_s`` and ``B · tokens_per_seq`` within
+    ``kv_fill`` of the KV cache (0 when not even one sequence qualifies)."""
+    kv_limit = int(profile.kv_capacity_tokens * params.kv_fill / max(1.0, tokens_per_seq))
+    hi = min(profile.max_batch_size, kv_limit)
+    if hi < 1 or profile.decode_step_s(1, context_tokens) > itl_target_s:
+        return 0
+    lo = 1
+    while lo < hi:  # step time rises with batch size: binary search
+        mid = (lo + hi + 1) // 2
+        if profile.decode_step_s(mid, context_tokens) <= itl_target_s:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _z(quantile: float) -> float:
+    return NormalDist().inv_cdf(quantile)
+
+
+def decode_capacity(
+    profile: PerformanceProfile,
+    itl_target_s: float,
+    demand: Demand,
+    quantile: float,
+    params: ModelParams = ModelParams(),
+) -> float:
+    """Output tokens/s one decode replica sustains with ITL at ``quantile`` ≤ ``itl_target_s``."""
+    ctx = demand.mean_prompt + demand.mean_output / 2.0
+    b = decode_batch_limit(profile, itl_target_s, ctx, demand.mean_prompt + demand.mean_output, params)
+    if b < 1:
+        return 0.0
+    z = _z(quantile)
+    root = (-z + math.sqrt(z * z + 4.0 * b)) / 2.0
+    m = max(root * root, 1e-3)
+    return m / profile.decode_step_s(max(1.0, m), ctx)
+
+
+def decode_concurrency(
+    profile: PerformanceProfile,
+    itl_target_s: float,
+    demand: Demand,
+    quantile: float,
+    params: ModelParams = ModelParams(),
+) -> float:
+    """Mean sequences in flight one decode replica holds at the ITL target (``m*`` above; 0 if none)."""
+    ctx = demand.mean_prompt + demand.mean_output / 2.0
+    b = decode_batch_limit(profile, itl_target_s, ctx, demand.mean_prompt + demand.mean_output, params)
+    if b < 1:
+        return 0.0
+    z = _z(quantile)
+    root = (-z + math.sqrt(z * z + 4.0 * b)) / 2.0
+    return max(root * root, 1e-3)
+
+
+def predicted_itl(
+    profile: PerformanceProfile,
+    replicas: float,
+    demand: Demand,
+    quantile: float,
+    params: ModelParams = ModelParams(),
+) -> float:
+    """ITL at ``quantile`` for ``replicas`` decode replicas under ``demand`` (seconds; inf when the KV cache
+    or the batch limit overflows)."""
+    ctx = demand.mean_prompt + demand.mean_output / 2.0
+    if demand.generation_tokens_rate <= 0.0:
+        return profile.decode_step_s(1, ctx)
+    if replicas <= 0:
+        return math.inf
+    per = demand.generation_tokens_rate / replicas
+    # mean concurrency m solves m / step(m) = per (tokens/s); throughput rises with m
+    cap = min(
+        profile.max_batch_size, profile.kv_capacity_tokens / max(1.0, demand.mean_prompt + demand.mean_output)
+    )
+    if cap < 1.0 or cap / profile.decode_step_s(cap, ctx) < per:
+        return math.inf
+    lo, hi = 0.0, cap
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if mid / profile.decode_step_s(max(1.0, mid), ctx) < per:
+            lo = mid
+        else:
+            hi = mid
+    m = hi
+    batch = m + _z(quantile) * math.sqrt(m)
+    if batch > cap:
+        return math.inf
+    return profile.decode_step_s(max(1.0, batch), ctx)
+
+
+def update_correction(
+    current: float, observed: float, predicted: float, gain: float = 0.2, lo: float = 0.5, hi: float = 4.0
+) -> float:
+    """One step of the log-domain filter of observed/predicted, clamped to ``[lo, hi]``."""
+    if not (observed > 0 and predicted > 0 and math.isfinite(observed) and math.isfinite(predicted)):
+        return current
+    value = math.exp((1.0 - gain) * math.log(current) + gain * math.log(observed / predicted))
+    return min(hi, max(lo, value))

@@ -1,0 +1,595 @@
+"""The controller's decision: forecast → capacity model → cost optimiser → PID trim → safety → stabilise.
+
+``decide(spec, observation, state, now) -> (Decision, State)`` is pure: the performance profiles are given to
+:class:`SLOPolicy` at construction (the shell loads them with ``autoscaler.catalog.load_profile``), everything
+learned is in the returned :class:`SLOState`. Equal inputs give equal outputs. docs/control.md has the
+equations.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from autoscaler.api.durations import parse_duration
+from autoscaler.api.v1alpha1 import ForecastMethod, InferenceAutoscalerSpec, RoleSpec
+from autoscaler.core.capacity import (
+    Demand,
+    ModelParams,
+    decode_capacity,
+    decode_concurrency,
+    predicted_itl,
+    predicted_ttft,
+    prefill_capacity,
+    update_correction,
+)
+from autoscaler.core.forecast import Forecast, ForecastConfig, SeriesState, forecast, initial_series, update
+from autoscaler.core.optimize import Option, Plan, RoleNeed, solve
+from autoscaler.core.pid import PIDConfig, PIDState, pid_step
+from autoscaler.core.profile import PerformanceProfile
+from autoscaler.core.safety import clamp, fallback_replicas, guard_scale_down, role_untrusted_reason
+from autoscaler.core.stabilize import (
+    StabilizationState,
+    behavior_rules,
+    rate_limit,
+    record_scale,
+    stabilize_recommendation,
+    within_tolerance,
+)
+from autoscaler.core.types import (
+    Decision,
+    ForecastSnapshot,
+    Observation,
+    Reason,
+    ReasonCode,
+    Role,
+    RoleObservation,
+)
+
+__all__ = [
+    "RoleState",
+    "SLOPolicy",
+    "SLOState",
+    "Tuning",
+    "decide",
+    "forecast_config",
+    "initial_state",
+    "spec_roles",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Controller knobs that are not part of the custom resource (docs/control.md explains each).
+
+    Attributes:
+        headroom: size the fleet for ``headroom × target`` latency, fraction in (0, 1]; the main knob.
+        pid: PID gains and trim limits.
+        correction_gain: gain of the observed/predicted correction filter, 0–1 per step.
+        model: capacity-model assumptions.
+        min_rate_for_learning: requests/s below which latencies are not used to learn.
+        forecast_bucket_s: Holt-Winters bucket width, seconds (default: season/288, at least the interval).
+        ewma_tau_s: EWMA time constant, seconds.
+    """
+
+    headroom: float = 0.8
+    pid: PIDConfig = field(default_factory=PIDConfig)
+    correction_gain: float = 0.1
+    model: ModelParams = field(default_factory=ModelParams)
+    min_rate_for_learning: float = 0.05
+    forecast_bucket_s: float | None = None
+    ewma_tau_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoleState:
+    """Per-role memory: PID state, HPA-behaviour history, and whether the last output was limited."""
+
+    pid: PIDState = field(default_factory=PIDState)
+    stabilization: StabilizationState = field(default_factory=StabilizationState)
+    limited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SLOState:
+    """Everything the controller remembers between steps.
+
+    Attributes:
+        arrivals, prompt_tokens, output_tokens: forecast series of the three demand signals.
+        ttft_correction, itl_correction: learned observed/predicted ratios (1 = the profile is right).
+        roles: per-role state.
+        failures: consecutive steps without usable data.
+        last_time: time of the last step, Unix seconds.
+        first_time: time of the first usable observation, Unix seconds.
+    """
+
+    arrivals: SeriesState = field(default_factory=SeriesState)
+    prompt_tokens: SeriesState = field(default_factory=SeriesState)
+    output_tokens: SeriesState = field(default_factory=SeriesState)
+    ttft_correction: float = 1.0
+    itl_correction: float = 1.0
+    roles: Mapping[Role, RoleState] = field(default_factory=dict)
+    failures: int = 0
+    last_time: float | None = None
+    first_time: float | None = None
+
+
+def spec_roles(spec: InferenceAutoscalerSpec) -> list[tuple[Role, RoleSpec]]:
+    """Configured roles in order (prefill, decode) or (both)."""
+    return [(Role(name), rs) for name, rs in spec.roles.items()]
+
+
+def initial_state(spec: InferenceAutoscalerSpec, now: float) -> SLOState:
+    """The state before the first observation."""
+    del now
+    return SLOState(
+        initial_series(),
+        initial_series(),
+        initial_series(),
+        roles={role: RoleState() for role, _ in spec_roles(spec)},
+    )
+
+
+def _cold_start(spec: InferenceAutoscalerSpec, profile: PerformanceProfile) -> float:
+    cs = spec.performance.cold_start
+    return parse_duration(cs) if cs else profile.cold_start_s
+
+
+def forecast_config(
+    spec: InferenceAutoscalerSpec, profile: PerformanceProfile, tuning: Tuning
+) -> ForecastConfig:
+    """The forecast settings implied by a spec: horizon = cold start + interval unless set."""
+    interval = spec.control_interval_s
+    horizon = (
+        parse_duration(spec.forecast.horizon)
+        if spec.forecast.horizon
+        else _cold_start(spec, profile) + interval
+    )
+    season = parse_duration(spec.forecast.season)
+    bucket = tuning.forecast_bucket_s or max(interval, season / 288.0 if season > 0 else 60.0)
+    season_buckets = round(season / bucket) if season > 0 else 0
+    max_history = max(720, 2 * season_buckets + 8)
+    if season_buckets > 2000:  # too fine to keep two seasons: drop seasonality rather than grow the state
+        season_buckets = 0
+        max_history = 720
+    method = (
+        spec.forecast.method.value
+        if isinstance(spec.forecast.method, ForecastMethod)
+        else str(spec.forecast.method)
+    )
+    return ForecastConfig(
+        horizon_s=horizon,
+        bucket_s=bucket,
+        season_buckets=season_buckets,
+        method=method,
+        quantile=spec.forecast.quantile,
+        ewma_tau_s=tuning.ewma_tau_s,
+        max_history=max_history,
+        refit_every=max(96, season_buckets),
+    )
+
+
+def _price(value: str | None) -> float:
+    return float(value) if value else 0.0
+
+
+class SLOPolicy:
+    """The controller's policy (name ``slo``): the :class:`~autoscaler.core.types.Policy` the shell and the
+    twin both call.
+
+    Args:
+        profile: performance profile of ``spec.cost.accelerator`` (from ``spec.performance.profile``).
+        profiles: extra profiles by accelerator name or profile name, for ``spec.cost.allowedAccelerators``.
+        tuning: knobs outside the custom resource.
+    """
+
+    name = "slo"
+
+    def __init__(
+        self,
+        profile: PerformanceProfile,
+        profiles: Mapping[str, PerformanceProfile] | None = None,
+        tuning: Tuning | None = None,
+    ) -> None:
+        self.profile = profile
+        self.profiles = dict(profiles or {})
+        self.tuning = tuning or Tuning()
+
+    def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> SLOState:
+        """State before the first observation."""
+        return initial_state(spec, now)
+
+    def decide(
+        self, spec: InferenceAutoscalerSpec, observation: Observation, state: SLOState, now: float
+    ) -> tuple[Decision, SLOState]:
+        """One control step (see the module docstring)."""
+        return decide(
+            spec, observation, state, now, profile=self.profile, profiles=self.profiles, tuning=self.tuning
+        )
+
+    def _options(
+        self, spec: InferenceAutoscalerSpec
+    ) -> list[tuple[str, PerformanceProfile, float, int | None]]:
+        return _accelerator_options(spec, self.profile, self.profiles)
+
+
+def _accelerator_options(
+    spec: InferenceAutoscalerSpec, profile: PerformanceProfile, profiles: Mapping[str, PerformanceProfile]
+) -> list[tuple[str, PerformanceProfile, float, int | None]]:
+    """``(name, profile, price per GPU-hour, availability cap)`` per allowed accelerator."""
+    if not spec.cost.allowed_accelerators:
+        return [(spec.cost.accelerator, profile, _price(spec.cost.price_per_gpu_hour), None)]
+    out = []
+    for opt in spec.cost.allowed_accelerators:
+        prof = profiles.get(opt.profile or "") or profiles.get(opt.name)
+        if prof is None:
+            prof = profile if opt.name == spec.cost.accelerator else None
+        if prof is None:
+            continue  # no profile for this type: it cannot be sized, so it is not offered
+        out.append((opt.name, prof, _price(opt.price_per_gpu_hour), opt.max_replicas))
+    return out or [(spec.cost.accelerator, profile, _price(spec.cost.price_per_gpu_hour), None)]
+
+
+def _demand_signals(
+    spec: InferenceAutoscalerSpec, obs: Observation
+) -> tuple[float | None, float | None, float | None]:
+    front = obs.roles.get(Role.BOTH) or obs.roles.get(Role.PREFILL)
+    back = obs.roles.get(Role.BOTH) or obs.roles.get(Role.DECODE)
+    arrival = front.arrival_rate if front is not None else None
+    if arrival is None and back is not None:
+        arrival = back.arrival_rate
+    prompt = front.prompt_tokens_rate if front is not None else None
+    gen = back.generation_tokens_rate if back is not None else None
+    return arrival, prompt, gen
+
+
+def _upper(current: float | None, fc: Forecast | None) -> float | None:
+    if fc is None:
+        return current
+    return max(current or 0.0, fc.upper)
+
+
+def _hold_decision(
+    spec: InferenceAutoscalerSpec, obs: Observation, state: SLOState, now: float, reason: Reason
+) -> tuple[Decision, SLOState]:
+    failures = state.failures + 1
+    fallback = failures >= spec.fallback.after_failures
+    desired: dict[Role, int] = {}
+    for role, rs in spec_roles(spec):
+        ro = obs.roles.get(role)
+        current = ro.replicas if ro is not None else rs.min_replicas
+        desired[role] = (
+            fallback_replicas(spec, role, current)
+            if fallback
+            else clamp(current, rs.min_replicas, rs.max_replicas)
+        )
+    reasons = [reason]
+    if fallback:
+        reasons.insert(
+            0,
+            Reason(
+                ReasonCode.FALLBACK,
+                f"{failures} intervals without usable metrics: fallback {spec.fallback.policy.value}",
+            ),
+        )
+    return Decision(desired=desired, reasons=tuple(reasons)), replace(state, failures=failures, last_time=now)
+
+
+def decide(
+    spec: InferenceAutoscalerSpec,
+    observation: Observation,
+    state: SLOState,
+    now: float,
+    *,
+    profile: PerformanceProfile,
+    profiles: Mapping[str, PerformanceProfile] | None = None,
+    tuning: Tuning | None = None,
+) -> tuple[Decision, SLOState]:
+    """One control step. Pure and deterministic; see docs/control.md for the equations."""
+    tuning = tuning or Tuning()
+    roles = spec_roles(spec)
+    obs_roles = {role: ro.sanitized() for role, ro in observation.roles.items()}
+    obs = Observation(observation.time, obs_roles, observation.source_ok, observation.error)
+    if not obs.source_ok:
+        return _hold_decision(
+            spec,
+            obs,
+            state,
+            now,
+            Reason(ReasonCode.METRICS_UNAVAILABLE, f"metrics source failed: {obs.error or 'no detail'}"),
+        )
+    missing = [role.value for role, _ in roles if role not in obs_roles]
+    if missing:
+        return _hold_decision(
+            spec,
+            obs,
+            state,
+            now,
+            Reason(ReasonCode.METRICS_UNAVAILABLE, f"no observation for role(s) {', '.join(missing)}"),
+        )
+
+    model = replace(tuning.model, disaggregated=spec.roles.disaggregated)
+    slo = spec.slo
+    q_ttft, q_itl = slo.ttft.quantile, slo.itl.quantile
+    ttft_t, itl_t = slo.ttft.target_s, slo.itl.target_s
+
+    # 1. forecast the demand signals -----------------------------------------------------------------
+    cfg = forecast_config(spec, profile, tuning)
+    arrival, prompt, gen = _demand_signals(spec, obs)
+    arrivals = update(state.arrivals, cfg, now, arrival) if arrival is not None else state.arrivals
+    prompts = update(state.prompt_tokens, cfg, now, prompt) if prompt is not None else state.prompt_tokens
+    outputs = update(state.output_tokens, cfg, now, gen) if gen is not None else state.output_tokens
+    f_arr, f_pr, f_gen = forecast(arrivals, cfg), forecast(prompts, cfg), forecast(outputs, cfg)
+    a_up, p_up, g_up = _upper(arrival, f_arr), _upper(prompt, f_pr), _upper(gen, f_gen)
+    if a_up is None or p_up is None or g_up is None:
+        new_state = replace(state, arrivals=arrivals, prompt_tokens=prompts, output_tokens=outputs)
+        return _hold_decision(
+            spec,
+            obs,
+            new_state,
+            now,
+            Reason(ReasonCode.METRICS_UNAVAILABLE, "demand (arrival, prompt or output token rate) unknown"),
+        )
+    now_demand = Demand(arrival or 0.0, prompt or 0.0, gen or 0.0)
+    demand = Demand(a_up, p_up, g_up)
+    snapshot = None
+    if f_arr is not None:
+        snapshot = ForecastSnapshot(a_up, f_arr.mean, p_up, g_up, f_arr.horizon_s, f_arr.method)
+
+    # 2. learn the correction at a steady, trusted fleet -------------------------------------------------
+    c_ttft, c_itl = state.ttft_correction, state.itl_correction
+    busy = now_demand.arrival_rate >= tuning.min_rate_for_learning
+    for role, ro in obs_roles.items():
+        if not busy or not ro.trustworthy or ro.starting > 0 or ro.ready <= 0:
+            continue
+        if role in (Role.PREFILL, Role.BOTH) and ro.ttft is not None:
+            pred = predicted_ttft(
+                profile, now_demand.arrival_rate / ro.ready, now_demand.mean_prompt, q_ttft, model
+            )
+            c_ttft = update_correction(c_ttft, ro.ttft, pred, tuning.correction_gain)
+        if role in (Role.DECODE, Role.BOTH) and ro.itl is not None:
+            pred = predicted_itl(profile, ro.ready, now_demand, q_itl, model)
+            c_itl = update_correction(c_itl, ro.itl, pred, tuning.correction_gain)
+
+    # 3. PID per role on log(observed / (headroom × target)) ------------------------------------------
+    role_states = dict(state.roles)
+    pids: dict[Role, PIDState] = {}
+    for role, _ in roles:
+        rst = role_states.get(role, RoleState())
+        ro = obs_roles[role]
+        hold = (not ro.trustworthy) or ro.starting > 0 or rst.limited or not busy
+        if role == Role.PREFILL:
+            meas, sp = ro.ttft, tuning.headroom * ttft_t
+        elif role == Role.DECODE:
+            meas, sp = ro.itl, tuning.headroom * itl_t
+        else:
+            ratios = [
+                v
+                for v in ((ro.ttft / ttft_t) if ro.ttft else None, (ro.itl / itl_t) if ro.itl else None)
+                if v is not None
+            ]
+            meas, sp = (max(ratios) if ratios else None), tuning.headroom
+        pids[role] = pid_step(tuning.pid, rst.pid, meas, sp, now, hold=hold)
+
+    # 4. feedforward sizing + cost optimiser -----------------------------------------------------------
+    options = _accelerator_options(spec, profile, profiles or {})
+    needs: list[RoleNeed] = []
+    eff_ttft = tuning.headroom * ttft_t / c_ttft
+    eff_itl = tuning.headroom * itl_t / c_itl
+
+    def role_caps(role: Role, prof: PerformanceProfile, ttft_target: float, itl_target: float) -> float:
+        if role == Role.PREFILL:
+            return prefill_capacity(prof, ttft_target, demand.mean_prompt, q_ttft, model)
+        if role == Role.DECODE:
+            return decode_capacity(prof, itl_target, demand, q_itl, model)
+        lam = prefill_capacity(prof, ttft_target, demand.mean_prompt, q_ttft, model)
+        tok = decode_capacity(prof, itl_target, demand, q_itl, model)
+        if lam <= 0 or tok <= 0:
+            return 0.0
+        load = demand.arrival_rate / lam + demand.generation_tokens_rate / tok
+        return 1.0 / load if load > 0 else math.inf
+
+    for role, rs in roles:
+        factor = math.exp(pids[role].output)
+        opts = []
+        for name, prof, price, _cap in options:
+            cap = role_caps(role, prof, eff_ttft, eff_itl)
+            opts.append(Option(name, cap if math.isfinite(cap) else 1e12, price * rs.gpus_per_replica))
+        # backlog terms: work already in the system that throughput-based rates do not show (a saturated
+        # role's output rate understates its demand): queued prompts must drain within the TTFT target,
+        # and every sequence in flight needs a decode slot at the ITL target
+        ro = obs_roles[role]
+        backlog = 0.0
+        if role in (Role.PREFILL, Role.BOTH) and ro.queue_depth:
+            backlog += ro.queue_depth * profile.prefill_time_s(demand.mean_prompt) / eff_ttft
+        if role in (Role.DECODE, Role.BOTH):
+            m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
+            in_flight = (ro.running or 0.0) + (ro.queue_depth or 0.0 if role == Role.DECODE else 0.0)
+            if m_star > 0:
+                backlog = max(backlog, in_flight / m_star)
+        if role == Role.PREFILL:
+            need = demand.arrival_rate * factor
+        elif role == Role.DECODE:
+            need = demand.generation_tokens_rate * factor
+        else:
+            need = factor if demand.arrival_rate > 0 else 0.0
+        cap0 = opts[0].capacity
+        if backlog > 0 and cap0 > 0 and role != Role.BOTH:
+            need = max(need, backlog * cap0 * factor) if role == Role.DECODE else need + backlog * cap0
+        elif backlog > 0 and role == Role.BOTH:
+            need = max(need, backlog / max(cap0, 1e-9)) if cap0 > 0 else need
+        needs.append(RoleNeed(need, rs.min_replicas, rs.max_replicas, tuple(opts)))
+    caps = {name: cap for name, _p, _pr, cap in options if cap is not None}
+    budget = float(spec.cost.budget_per_hour) if spec.cost.budget_per_hour else None
+    plan: Plan = solve(needs, caps, budget)
+    raw = dict(zip([r for r, _ in roles], plan.totals(), strict=True))
+
+    first_seen = state.first_time if state.first_time is not None else now
+    # 5. safety, then HPA-behaviour stabilisation --------------------------------------------------------
+    up_rules, down_rules = behavior_rules(spec.behavior)
+    longest = max([p[2] for p in up_rules.policies + down_rules.policies] or [15.0])
+    reasons: list[Reason] = []
+    limit_reasons: list[Reason] = []
+    desired: dict[Role, int] = {}
+    new_roles: dict[Role, RoleState] = {}
+    # the SLO check for scale-down uses the unpadded targets and the larger of current and forecast demand
+    check = Demand(
+        max(demand.arrival_rate, now_demand.arrival_rate),
+        max(demand.prompt_tokens_rate, now_demand.prompt_tokens_rate),
+        max(demand.generation_tokens_rate, now_demand.generation_tokens_rate),
+    )
+
+    def holds(role: Role, n: int) -> bool:
+        if n <= 0:
+            return check.arrival_rate <= 0
+        if role == Role.PREFILL:
+            return (
+                c_ttft * predicted_ttft(profile, check.arrival_rate / n, check.mean_prompt, q_ttft, model)
+                <= ttft_t
+            )
+        if role == Role.DECODE:
+            return c_itl * predicted_itl(profile, n, check, q_itl, model) <= itl_t
+        lam = prefill_capacity(profile, ttft_t / c_ttft, check.mean_prompt, q_ttft, model)
+        tok = decode_capacity(profile, itl_t / c_itl, check, q_itl, model)
+        return lam > 0 and tok > 0 and check.arrival_rate / lam + check.generation_tokens_rate / tok <= n
+
+    for role, rs in roles:
+        ro = obs_roles[role]
+        rst = role_states.get(role, RoleState())
+        current = ro.replicas
+        untrusted = role_untrusted_reason(obs, role, ro)
+        if untrusted is None and (
+            arrivals.time is None or now - first_seen < parse_duration(spec.metrics.window)
+        ):
+            untrusted = Reason(ReasonCode.HOLD_ON_BAD_DATA, "less than one metrics window of history", role)
+        holds_role = functools.partial(holds, role)
+        proposal, guard = guard_scale_down(raw[role], current, untrusted, holds_role, role)
+        limit_reasons.extend(guard)
+        rules = up_rules if proposal > current else down_rules
+        if proposal != current and within_tolerance(proposal, current, rules.tolerance):
+            limit_reasons.append(
+                Reason(
+                    ReasonCode.WITHIN_TOLERANCE,
+                    f"{current}→{proposal} within tolerance {rules.tolerance:g}",
+                    role,
+                )
+            )
+            proposal = current
+        stabilized, stab = stabilize_recommendation(
+            rst.stabilization, proposal, current, now, up_rules, down_rules
+        )
+        if stabilized != proposal:
+            limit_reasons.append(
+                Reason(ReasonCode.STABILIZED, f"recommendation {proposal} stabilised to {stabilized}", role)
+            )
+        final, rl = rate_limit(
+            stab, stabilized, current, rs.min_replicas, rs.max_replicas, now, up_rules, down_rules, role
+        )
+        limit_reasons.extend(rl)
+        stab = record_scale(stab, current, final, now, longest)
+        desired[role] = final
+        new_roles[role] = RoleState(pids[role], stab, limited=final != raw[role])
+
+    # 6. explain -------------------------------------------------------------------------------------
+    ups = [r for r, _ in roles if desired[r] > obs_roles[r].replicas]
+    downs = [r for r, _ in roles if desired[r] < obs_roles[r].replicas]
+    plan_text = ", ".join(f"{r.value} {obs_roles[r].replicas}→{desired[r]}" for r, _ in roles)
+    if ups:
+        trims = max(math.exp(pids[r].output) for r in ups)
+        if trims > 1.05:
+            code, why = ReasonCode.SLO_SCALE_UP, f"observed latency above target (trim ×{trims:.2f})"
+        elif f_arr is not None and f_arr.upper > now_demand.arrival_rate * 1.05:
+            code, why = (
+                ReasonCode.FORECAST_SCALE_UP,
+                (
+                    f"forecast {a_up:.2f} req/s in {cfg.horizon_s:.0f}s ({f_arr.method}) "
+                    f"vs {now_demand.arrival_rate:.2f} now"
+                ),
+            )
+        else:
+            code, why = (
+                ReasonCode.LOAD_SCALE_UP,
+                f"load {now_demand.arrival_rate:.2f} req/s needs more capacity",
+            )
+        reasons.append(Reason(code, f"{plan_text}: {why}"))
+    elif downs:
+        reasons.append(
+            Reason(ReasonCode.SCALE_DOWN, f"{plan_text}: the smaller fleet is predicted to hold the SLO")
+        )
+    else:
+        reasons.append(Reason(ReasonCode.STEADY, f"{plan_text}: no change"))
+    if plan.budget_limited:
+        reasons.append(
+            Reason(
+                ReasonCode.BUDGET_LIMITED,
+                f"budget {budget:g}/h buys {plan.served:.0%} of the capacity the SLO needs",
+            )
+        )
+    reasons.extend(limit_reasons)
+
+    pred_ttft, pred_itl = _predict(profile, desired, now_demand, q_ttft, q_itl, model, c_ttft, c_itl)
+    for value, target, what in ((pred_ttft, ttft_t, "TTFT"), (pred_itl, itl_t, "ITL")):
+        if value is not None and value > target:
+            reasons.append(
+                Reason(ReasonCode.SLO_VIOLATED, f"predicted {what} {value:.3g}s above target {target:g}s")
+            )
+    if not any(r.code == ReasonCode.SLO_VIOLATED for r in reasons):
+        reasons.append(Reason(ReasonCode.SLO_MET, "predicted TTFT and ITL within targets"))
+
+    accel: dict[Role, str] = {}
+    cost = 0.0
+    for (role, _rs), counts in zip(roles, plan.counts, strict=True):
+        pick = counts.index(max(counts)) if any(counts) else 0
+        opt = needs[[r for r, _ in roles].index(role)].options[pick]
+        accel[role] = opt.accelerator
+        cost += desired[role] * opt.price_per_hour
+    decision = Decision(
+        desired=desired,
+        reasons=tuple(reasons),
+        predicted_ttft=pred_ttft,
+        predicted_itl=pred_itl,
+        forecast=snapshot,
+        cost_per_hour=cost,
+        accelerators=accel if len(options) > 1 else {},
+    )
+    new_state = SLOState(arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen)
+    return decision, new_state
+
+
+def _predict(
+    profile: PerformanceProfile,
+    desired: Mapping[Role, int],
+    d: Demand,
+    q_ttft: float,
+    q_itl: float,
+    model: ModelParams,
+    c_ttft: float,
+    c_itl: float,
+) -> tuple[float | None, float | None]:
+    """Corrected TTFT and ITL percentiles the model expects at ``desired`` under ``d`` (None if unbounded)."""
+    if Role.BOTH in desired:
+        n = desired[Role.BOTH]
+        lam = prefill_capacity(profile, 1e9, d.mean_prompt, q_ttft, model)
+        share_decode = d.generation_tokens_rate / max(1e-9, decode_capacity(profile, 1e9, d, q_itl, model))
+        prefill_n = max(1e-9, n - share_decode) if n > 0 else 0.0
+        del lam
+        ttft = (
+            predicted_ttft(profile, d.arrival_rate / prefill_n, d.mean_prompt, q_ttft, model)
+            if prefill_n
+            else math.inf
+        )
+        itl = predicted_itl(profile, n, d, q_itl, model)
+    else:
+        n_p, n_d = desired.get(Role.PREFILL, 0), desired.get(Role.DECODE, 0)
+        ttft = (
+            predicted_ttft(profile, d.arrival_rate / n_p, d.mean_prompt, q_ttft, model) if n_p else math.inf
+        )
+        itl = predicted_itl(profile, n_d, d, q_itl, model)
+    t = ttft * c_ttft if math.isfinite(ttft) else None
+    i = itl * c_itl if math.isfinite(itl) else None
+    return t, i
+
+
+RoleObservation = RoleObservation  # re-exported for type users of this module's signatures

@@ -1,0 +1,508 @@
+"""The scorecard: every policy on every trace, its main knob swept, judged on GPU-hours at 99 % / 95 %.
+
+For each (trace, policy) the sweep gives points ``(GPU-hours, attainment)`` where attainment is the share of
+requests meeting both the TTFT and the ITL target (the twin's ``slo_attainment.both``). On the upper envelope of
+those points (best attainment at no more GPU-hours), the GPU-hours needed for a level are linearly interpolated
+between the two sweep points that bracket it; "not reached" when no point reaches it. Reported per policy:
+GPU-hours at 99 % and 95 %, their ratio to the oracle's, attainment at the oracle's 99 % GPU-hours, and scaling
+actions per hour (at the point nearest the 99 % figure).
+
+Grid items are independent simulations run in worker processes; ``shard=(i, n)`` keeps every n-th item from
+the i-th, so a Kubernetes Indexed Job can split the grid and ``merge`` joins the shards' JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
+from autoscaler.core.baselines import (
+    DynamoPlannerPolicy,
+    HPAPolicy,
+    KEDAPolicy,
+    KPAPolicy,
+    LLMDPolicy,
+    StaticPolicy,
+)
+from autoscaler.core.controller_policy import SLOPolicy, Tuning
+from autoscaler.core.profile import PerformanceProfile
+from autoscaler.core.types import Role
+from autoscaler.errors import InputError
+
+__all__ = [
+    "DEFAULT_SWEEPS",
+    "GridItem",
+    "Scenario",
+    "build_spec",
+    "default_scenarios",
+    "grid",
+    "level_cost",
+    "merge_points",
+    "run_grid",
+    "summarise",
+    "write_report",
+]
+
+#: Knob values swept per policy (the peer's own default is always among them).
+DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
+    "slo": (0.45, 0.55, 0.65, 0.75, 0.85, 1.0),
+    "slo-noforecast": (0.45, 0.55, 0.65, 0.75, 0.85, 1.0),
+    "static": (0.5, 0.65, 0.8, 1.0, 1.25),
+    "hpa-queue": (0.5, 1.0, 2.0, 5.0, 10.0),
+    "hpa-kv": (0.2, 0.35, 0.5, 0.7, 0.85),
+    "keda": (0.5, 1.0, 2.0, 5.0, 10.0),
+    "llm-d": (0.3, 0.45, 0.6, 0.8, 1.0),
+    "dynamo": (1.0, 1.25, 1.5, 2.0, 3.0),
+    "kpa": (4.0, 8.0, 16.0, 32.0, 64.0),
+    "oracle": (1.0, 1.15, 1.3, 1.5, 1.8),
+}
+QUICK_SWEEPS: dict[str, tuple[float, ...]] = {
+    "slo": (0.5, 0.8),
+    "static": (0.6, 1.0),
+    "hpa-queue": (1.0, 5.0),
+    "oracle": (1.0, 1.4),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A trace and how to load it (arguments of ``autoscaler.sim.traces.load_trace``)."""
+
+    name: str
+    path: str
+    rate_scale: float = 1.0
+    time_scale: float = 1.0
+    start_s: float | None = None
+    end_s: float | None = None
+    season_s: float = 86400.0  # seasonal period the controller's forecaster is told about
+
+
+@dataclass(frozen=True, slots=True)
+class GridItem:
+    """One simulation of the grid."""
+
+    scenario: Scenario
+    policy: str
+    knob: float
+    profile: str
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class Point:
+    """The outcome of one grid item."""
+
+    trace: str
+    policy: str
+    knob: float
+    gpu_hours: float
+    attainment: float
+    actions_per_hour: float
+    duration_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_scenarios(quick: bool = False) -> list[Scenario]:
+    """The three bundled scenarios, scaled so the peak needs tens of replicas (docs/control.md)."""
+    from autoscaler.sim.traces import bundled_trace_path
+
+    if quick:
+        return [Scenario("azure_conv", str(bundled_trace_path("azure_conv")), rate_scale=3.0, end_s=900.0)]
+    return [
+        Scenario("azure_conv", str(bundled_trace_path("azure_conv")), rate_scale=8.0),
+        Scenario("azure_code", str(bundled_trace_path("azure_code")), rate_scale=6.0),
+        # one day of the ServeGen m-large envelope (day 2), 24× faster: one hour with a daily cycle
+        Scenario(
+            "servegen_day",
+            str(bundled_trace_path("servegen_m_large")),
+            rate_scale=1.0,
+            time_scale=1 / 24,
+            start_s=86400.0,
+            end_s=2 * 86400.0,
+            season_s=3600.0,
+        ),
+    ]
+
+
+def build_spec(
+    profile: PerformanceProfile,
+    *,
+    max_replicas: int = 200,
+    season_s: float = 86400.0,
+    forecast: str = "auto",
+    ttft: str = "1s",
+    itl: str = "100ms",
+) -> InferenceAutoscalerSpec:
+    """The InferenceAutoscaler spec every policy gets in the scorecard (disaggregated, SLO p95)."""
+    role = {"minReplicas": 1, "maxReplicas": max_replicas, "gpusPerReplica": profile.gpus_per_replica}
+    return parse_spec(
+        {
+            "poolRef": {"name": "bench"},
+            "roles": {"prefill": dict(role), "decode": dict(role)},
+            "slo": {"ttft": {"percentile": 95, "target": ttft}, "itl": {"percentile": 95, "target": itl}},
+            "metrics": {"prometheus": {"url": "http://prometheus:9090"}},
+            "performance": {"profile": profile.name},
+            "cost": {
+                "accelerator": profile.accelerator,
+                "pricePerGpuHour": f"{profile.price_per_gpu_hour:.4f}",
+            },
+            "forecast": {"method": forecast, "season": f"{max(1, round(season_s))}s"},
+            # the controller's recommended behaviour: no tolerance on scale-up, a 2-minute scale-down window
+            "behavior": {
+                "scaleUp": {"tolerance": 0.0},
+                "scaleDown": {"stabilizationWindow": "2m", "tolerance": 0.05},
+            },
+        }
+    )
+
+
+def _static_fleet(
+    trace: Any, profile: PerformanceProfile, spec: InferenceAutoscalerSpec, scale: float
+) -> dict[Role, int]:
+    from autoscaler.sim.oracle import OraclePolicy
+
+    oracle = OraclePolicy(trace, profile, window_s=300.0)
+    table = oracle.initial_state(spec, 0.0)
+    return {role: max(1, math.ceil(float(v.max()) * scale)) for role, v in table.items()}
+
+
+def make_policy(
+    item: GridItem, trace: Any, profile: PerformanceProfile, spec: InferenceAutoscalerSpec
+) -> Any:
+    """The policy object for a grid item."""
+    k = item.knob
+    match item.policy:
+        case "slo":
+            return SLOPolicy(profile, tuning=Tuning(headroom=k))
+        case "slo-noforecast":
+            policy = SLOPolicy(profile, tuning=Tuning(headroom=k))
+            policy.name = "slo-noforecast"
+            return policy
+        case "static":
+            return StaticPolicy(_static_fleet(trace, profile, spec, k))
+        case "hpa-queue":
+            return HPAPolicy("queue", k)
+        case "hpa-kv":
+            return HPAPolicy("kv", k)
+        case "keda":
+            return KEDAPolicy(k)
+        case "llm-d":
+            return LLMDPolicy(k)
+        case "dynamo":
+            return DynamoPlannerPolicy(profile, "constant", k)
+        case "kpa":
+            return KPAPolicy(k)
+        case "oracle":
+            from autoscaler.sim.oracle import OraclePolicy
+
+            return OraclePolicy(trace, profile, margin=k)
+    raise InputError(
+        f"unknown policy {item.policy!r}: expected one of {', '.join(DEFAULT_SWEEPS)}", source="--policies"
+    )
+
+
+def grid(
+    scenarios: Sequence[Scenario], policies: Sequence[str], profile: str, quick: bool = False, seed: int = 0
+) -> list[GridItem]:
+    """Every (scenario, policy, knob) in a fixed order."""
+    sweeps = QUICK_SWEEPS if quick else DEFAULT_SWEEPS
+    items = []
+    for sc in scenarios:
+        for pol in policies:
+            if pol not in DEFAULT_SWEEPS:
+                raise InputError(
+                    f"unknown policy {pol!r}: expected one of {', '.join(DEFAULT_SWEEPS)}",
+                    source="--policies",
+                )
+            for k in sweeps.get(pol, DEFAULT_SWEEPS[pol]):
+                items.append(GridItem(sc, pol, k, profile, seed))
+    return items
+
+
+_TRACE_CACHE: dict[Scenario, Any] = {}
+
+
+def _load(sc: Scenario, seed: int) -> Any:
+    from autoscaler.sim.traces import load_trace
+
+    if sc not in _TRACE_CACHE:
+        _TRACE_CACHE[sc] = load_trace(
+            sc.path,
+            rate_scale=sc.rate_scale,
+            time_scale=sc.time_scale,
+            start_s=sc.start_s,
+            end_s=sc.end_s,
+            seed=seed,
+        )
+    return _TRACE_CACHE[sc]
+
+
+def run_item(item: GridItem) -> Point:
+    """Simulate one grid item on the twin."""
+    from autoscaler.catalog import load_profile
+    from autoscaler.sim.config import Mode, RoleShape, SimConfig
+    from autoscaler.sim.engine import simulate
+
+    trace = _load(item.scenario, item.seed)
+    profile = load_profile(item.profile)
+    forecast = "off" if item.policy == "slo-noforecast" else "auto"
+    spec = build_spec(profile, season_s=item.scenario.season_s, forecast=forecast)
+    policy = make_policy(item, trace, profile, spec)
+    initial = _static_fleet(trace, profile, spec, 1.0)
+    first = OracleStart.first_need(trace, profile, spec)
+    roles = {
+        r: RoleShape(initial=min(initial[r], max(1, first[r])), min_replicas=1, max_replicas=200)
+        for r in (Role.PREFILL, Role.DECODE)
+    }
+    config = SimConfig(
+        mode=Mode.DISAGGREGATED,
+        roles=roles,
+        slo_ttft_s=spec.slo.ttft.target_s,
+        slo_itl_s=spec.slo.itl.target_s,
+        slo_percentile=spec.slo.ttft.percentile,
+    )
+    result = simulate(trace, profile, config, policy, spec, seed=item.seed)
+    s = result.summary
+    hours = max(1e-9, float(s["duration_s"]) / 3600.0)
+    return Point(
+        item.scenario.name,
+        item.policy,
+        item.knob,
+        float(s["gpu_hours"]["total"]),
+        float(s["slo_attainment"]["both"] or 0.0),
+        float(s["scaling_actions"]) / hours,
+        float(s["duration_s"]),
+    )
+
+
+class OracleStart:
+    """Initial fleet: what the first five minutes need, so no policy starts with a cold-start handicap."""
+
+    @staticmethod
+    def first_need(trace: Any, profile: PerformanceProfile, spec: InferenceAutoscalerSpec) -> dict[Role, int]:
+        from autoscaler.sim.oracle import OraclePolicy
+
+        table = OraclePolicy(trace, profile, window_s=300.0).initial_state(spec, 0.0)
+        return {role: max(1, int(v[0])) for role, v in table.items()}
+
+
+def run_grid(items: Sequence[GridItem], jobs: int = 2, shard: tuple[int, int] = (0, 1)) -> list[Point]:
+    """Run this shard's items in ``jobs`` worker processes (1 = in this process)."""
+    i, n = shard
+    mine = [it for k, it in enumerate(items) if k % n == i]
+    if jobs <= 1 or len(mine) <= 1:
+        return [run_item(it) for it in mine]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes=jobs) as pool:
+        return pool.map(run_item, mine, chunksize=1)
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+
+
+def _envelope(points: Sequence[Point]) -> list[tuple[float, float]]:
+    pts = sorted((p.gpu_hours, p.attainment) for p in points)
+    out: list[tuple[float, float]] = []
+    best = -1.0
+    for g, a in pts:
+        if a > best:
+            out.append((g, a))
+            best = a
+    return out
+
+
+def level_cost(points: Sequence[Point], level: float) -> float | None:
+    """GPU-hours to reach ``level`` attainment, interpolated on the envelope; None when not reached."""
+    env = _envelope(points)
+    for k, (g, a) in enumerate(env):
+        if a >= level:
+            if k == 0:
+                return g
+            g0, a0 = env[k - 1]
+            return g0 + (g - g0) * (level - a0) / (a - a0)
+    return None
+
+
+def attainment_at(points: Sequence[Point], gpu_hours: float) -> float | None:
+    """Attainment at ``gpu_hours`` on the envelope (None when below the cheapest point)."""
+    env = _envelope(points)
+    if not env or gpu_hours < env[0][0]:
+        return None
+    for k in range(len(env) - 1, -1, -1):
+        g, a = env[k]
+        if g <= gpu_hours:
+            if k + 1 < len(env):
+                g1, a1 = env[k + 1]
+                return a + (a1 - a) * (gpu_hours - g) / (g1 - g)
+            return a
+    return None
+
+
+def summarise(points: Sequence[Point]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per trace, per policy: the scorecard figures."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for trace in sorted({p.trace for p in points}):
+        tp = [p for p in points if p.trace == trace]
+        oracle = [p for p in tp if p.policy == "oracle"]
+        o99 = level_cost(oracle, 0.99) if oracle else None
+        o95 = level_cost(oracle, 0.95) if oracle else None
+        rows: dict[str, dict[str, Any]] = {}
+        for pol in sorted({p.policy for p in tp}):
+            pp = [p for p in tp if p.policy == pol]
+            g99, g95 = level_cost(pp, 0.99), level_cost(pp, 0.95)
+            ref = g99 if g99 is not None else max(pp, key=lambda p: p.attainment).gpu_hours
+            nearest = min(pp, key=lambda p: abs(p.gpu_hours - ref))
+            rows[pol] = {
+                "gpu_hours_99": g99,
+                "gpu_hours_95": g95,
+                "ratio_99": (g99 / o99) if g99 is not None and o99 else None,
+                "ratio_95": (g95 / o95) if g95 is not None and o95 else None,
+                "attainment_at_oracle_99": attainment_at(pp, o99) if o99 is not None else None,
+                "actions_per_hour": nearest.actions_per_hour,
+                "best_attainment": max(p.attainment for p in pp),
+                "points": [asdict(p) for p in sorted(pp, key=lambda p: p.knob)],
+            }
+        out[trace] = rows
+    return out
+
+
+def _fmt(v: float | None, pct: bool = False, digits: int = 1) -> str:
+    if v is None:
+        return "not reached"
+    return f"{100 * v:.1f} %" if pct else f"{v:.{digits}f}"
+
+
+def markdown(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The scorecard as Markdown tables, one per trace."""
+    lines = []
+    for trace, rows in summary.items():
+        lines += [
+            f"### {trace}",
+            "",
+            "| policy | GPU-h @99 % | ×oracle | GPU-h @95 % | ×oracle | attainment @ oracle's 99 % GPU-h "
+            "| best attainment | actions/h |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for pol, r in sorted(
+            rows.items(), key=lambda kv: (kv[1]["gpu_hours_99"] is None, kv[1]["gpu_hours_99"] or 0.0)
+        ):
+            at = r["attainment_at_oracle_99"]
+            lines.append(
+                f"| {pol} | {_fmt(r['gpu_hours_99'])} | {_fmt(r['ratio_99'], digits=2)} | "
+                f"{_fmt(r['gpu_hours_95'])} | {_fmt(r['ratio_95'], digits=2)} | "
+                f"{'below sweep' if at is None else _fmt(at, pct=True)} | {_fmt(r['best_attainment'], pct=True)} | "
+                f"{r['actions_per_hour']:.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def svg_plot(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Cost–attainment curves, one panel per trace, as a self-contained SVG."""
+    colors = [
+        "#1f77b4",
+        "#d62728",
+        "#2ca02c",
+        "#ff7f0e",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+    ]
+    w, h, pad = 460, 320, 50
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * max(1, len(summary))}" height="{h + 120}" '
+        'font-family="sans-serif" font-size="11">'
+    ]
+    policies = sorted({p for rows in summary.values() for p in rows})
+    for i, (trace, rows) in enumerate(summary.items()):
+        x0 = i * w
+        pts = [pt for r in rows.values() for pt in r["points"]]
+        gmax = max((pt["gpu_hours"] for pt in pts), default=1.0) * 1.05
+        amin = max(0.5, min((pt["attainment"] for pt in pts), default=0.5))
+
+        def sx(g: float, _x0: int = x0, _gmax: float = gmax) -> float:
+            return _x0 + pad + (w - 2 * pad) * g / _gmax
+
+        def sy(a: float, _amin: float = amin) -> float:
+            return pad + (h - 2 * pad) * (1 - (max(a, _amin) - _amin) / (1 - _amin))
+
+        parts.append(f'<text x="{x0 + w / 2}" y="20" text-anchor="middle" font-size="13">{trace}</text>')
+        parts.append(
+            f'<rect x="{x0 + pad}" y="{pad}" width="{w - 2 * pad}" height="{h - 2 * pad}" '
+            'fill="none" stroke="#999"/>'
+        )
+        for lvl in (0.95, 0.99):
+            if lvl > amin:
+                parts.append(
+                    f'<line x1="{x0 + pad}" x2="{x0 + w - pad}" y1="{sy(lvl):.1f}" y2="{sy(lvl):.1f}" '
+                    f'stroke="#ccc" stroke-dasharray="4"/><text x="{x0 + pad - 4}" y="{sy(lvl) + 4:.1f}" '
+                    f'text-anchor="end">{lvl:.0%}</text>'
+                )
+        parts.append(
+            f'<text x="{x0 + w / 2}" y="{h - 15}" text-anchor="middle">GPU-hours (max {gmax:.0f})</text>'
+        )
+        parts.append(f'<text x="{x0 + pad - 4}" y="{pad - 6}" text-anchor="end">{amin:.0%}–100 %</text>')
+        for pol, r in rows.items():
+            c = colors[policies.index(pol) % len(colors)]
+            line = sorted((pt["gpu_hours"], pt["attainment"]) for pt in r["points"])
+            path = " ".join(f"{sx(g):.1f},{sy(a):.1f}" for g, a in line)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="1.5"/>')
+            parts.extend(f'<circle cx="{sx(g):.1f}" cy="{sy(a):.1f}" r="2.5" fill="{c}"/>' for g, a in line)
+    for j, pol in enumerate(policies):
+        c = colors[j % len(colors)]
+        y = h + 20 + 16 * (j // 5)
+        x = 20 + 170 * (j % 5)
+        parts.append(
+            f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{c}"/>'
+            f'<text x="{x + 14}" y="{y}">{pol}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def merge_points(paths: Sequence[Path]) -> list[Point]:
+    """Points from shard JSON files written by :func:`write_report` (``points`` key)."""
+    points: list[Point] = []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+            points.extend(Point(**p) for p in data["points"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(f"not a scorecard JSON file ({err})", source=str(path)) from None
+    return points
+
+
+def write_report(
+    points: Sequence[Point], out_dir: Path, *, stem: str = "scorecard", meta: dict[str, Any] | None = None
+) -> dict[str, Path]:
+    """Write ``<stem>.md``, ``<stem>.json`` and ``<stem>.svg`` atomically (temp file + rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarise(points)
+    files = {
+        "md": (out_dir / f"{stem}.md", markdown(summary)),
+        "json": (
+            out_dir / f"{stem}.json",
+            json.dumps(
+                {"meta": meta or {}, "summary": summary, "points": [asdict(p) for p in points]},
+                indent=1,
+                sort_keys=True,
+                default=lambda x: None,
+            )
+            + "\n",
+        ),
+        "svg": (out_dir / f"{stem}.svg", svg_plot(summary)),
+    }
+    for path, text in files.values():
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return {k: v[0] for k, v in files.items()}
