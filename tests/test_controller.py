@@ -140,7 +140,7 @@ async def test_missing_pool_and_target_and_invalid_spec_affect_only_themselves(k
     # The invalid one took no action on the workload it references (good-prefill moved only for "good").
     assert not any(
         "bad" in e["regarding"]["name"] and e["reason"] == "LoadScaleUp"
-        for e in kube_server.list("events.k8s.io/v1", "Event", NS)
+        for e in kube_server.list_objects("events.k8s.io/v1", "Event", NS)
     )
 
 

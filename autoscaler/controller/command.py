@@ -142,8 +142,9 @@ class ProfilePolicy:
         """The wrapped policy's initial state."""
         return self._policy(spec).initial_state(spec, now)
 
-    def decide(self, spec: InferenceAutoscalerSpec, observation: Observation, state: Any,
-               now: float) -> tuple[Decision, Any]:
+    def decide(
+        self, spec: InferenceAutoscalerSpec, observation: Observation, state: Any, now: float
+    ) -> tuple[Decision, Any]:
         """The wrapped policy's decision."""
         result: tuple[Decision, Any] = self._policy(spec).decide(spec, observation, state, now)
         return result
@@ -193,5 +194,7 @@ def _handle(args: argparse.Namespace) -> int:
         board = MemoryDecisionBoard()
     except ImportError:  # pragma: no cover - the board ships with the package
         board = None
-    asyncio.run(run_controller(settings, policy=ProfilePolicy(), source_for=_prometheus_sources(), board=board))
+    asyncio.run(
+        run_controller(settings, policy=ProfilePolicy(), source_for=_prometheus_sources(), board=board)
+    )
     return 0
