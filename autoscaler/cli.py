@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from autoscaler import __version__
 from autoscaler.api.crd import crd_yaml
+from autoscaler.controller.command import register as register_run
 from autoscaler.errors import AutoscalerError
 from autoscaler.sim.bench_command import register as register_bench
 from autoscaler.sim.command import register as register_simulate
@@ -37,7 +38,7 @@ def _register_crd(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
-    return [register_simulate, register_bench, _register_crd]
+    return [register_run, register_simulate, register_bench, _register_crd]
 
 
 def build_parser() -> argparse.ArgumentParser:
