@@ -153,6 +153,17 @@ class ControllerSettings(BaseSettings):
         description="Seconds SIGTERM waits for reconciles in flight to finish their writes. Default 10 s.",
     )
 
+    time_scale: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=1000.0,
+        description=(
+            "Testing only (the cluster in a box, e2e/README.md): the policy runs this many times faster than the "
+            "wall clock, for model servers emulated in accelerated time; the InferenceAutoscalers' loop "
+            "durations must then be written divided by it. Default 1 (real time); never set it in production."
+        ),
+    )
+
     @field_validator("namespaces")
     @classmethod
     def _namespaces(cls, value: str) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +23,8 @@ from autoscaler.adapters.exporter import Exporter
 from autoscaler.adapters.kube import Backoff, KubeTransport, new_api_client
 from autoscaler.adapters.metrics_api import MetricsAPIServer
 from autoscaler.adapters.prometheus import PrometheusMetricsSource, PrometheusSettings
-from autoscaler.api.durations import parse_duration
-from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec
+from autoscaler.api.durations import format_duration, parse_duration
+from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
 from autoscaler.catalog import load_profile
 from autoscaler.controller.manager import Controller
 from autoscaler.core.controller_policy import SLOPolicy
@@ -32,7 +34,14 @@ from autoscaler.log import configure_logging
 from autoscaler.ports import DecisionBoard, MetricsSource
 from autoscaler.settings import ControllerSettings
 
-__all__ = ["ProfilePolicy", "prometheus_sources", "register", "run_controller", "settings_from_args"]
+__all__ = [
+    "ProfilePolicy",
+    "TimeScaledPolicy",
+    "prometheus_sources",
+    "register",
+    "run_controller",
+    "settings_from_args",
+]
 
 log = structlog.get_logger("autoscaler.controller")
 
@@ -56,6 +65,7 @@ _FLAGS = {
     "--external-metrics-host": "external_metrics_host",
     "--tls-cert-file": "tls_cert_file",
     "--tls-key-file": "tls_key_file",
+    "--time-scale": "time_scale",
     "--log-format": "log_format",
     "--api-timeout": "api_timeout",
     "--shutdown-grace": "shutdown_grace",
@@ -157,6 +167,71 @@ class ProfilePolicy:
         return result
 
 
+# Spec durations that describe the control loop's own dynamics (scaled by TimeScaledPolicy). Latency targets are
+# request physics and the Prometheus timeout is real I/O: neither is scaled.
+_LOOP_DURATIONS: tuple[tuple[str, ...], ...] = (
+    ("controlInterval",),
+    ("manualPause",),
+    ("metrics", "window"),
+    ("metrics", "staleness"),
+    ("performance", "coldStart"),
+    ("forecast", "horizon"),
+    ("forecast", "season"),
+    ("behavior", "scaleUp", "stabilizationWindow"),
+    ("behavior", "scaleDown", "stabilizationWindow"),
+)
+
+
+class TimeScaledPolicy:
+    """Runs a policy in accelerated time: the policy sees ``scale``× faster time than the wall clock.
+
+    For the cluster in a box only (``--time-scale``), where the model servers are a digital twin running
+    ``scale`` simulated seconds per wall second and the InferenceAutoscaler's loop durations are written in wall
+    seconds (divided by ``scale``). This wrapper hands the wrapped policy the spec with those durations
+    multiplied back and ``now`` (and the observation's time) on the simulated clock
+    ``origin + (wall − origin) × scale``, so the policy's internal time constants (PID integral and derivative,
+    EWMA time constants, forecast buckets) run at the same pace relative to the load as in production.
+    With ``scale`` 1 it is the identity.
+    """
+
+    def __init__(self, inner: Policy[InferenceAutoscalerSpec, Any], scale: float, origin: float) -> None:
+        self.inner = inner
+        self.scale = scale
+        self.origin = origin
+        self.name = getattr(inner, "name", type(inner).__name__)
+        self._specs: dict[str, InferenceAutoscalerSpec] = {}
+
+    def _time(self, t: float) -> float:
+        return self.origin + (t - self.origin) * self.scale
+
+    def _spec(self, spec: InferenceAutoscalerSpec) -> InferenceAutoscalerSpec:
+        raw = spec.model_dump(by_alias=True, mode="json", exclude_none=True)
+        key = repr(raw)
+        if key not in self._specs:
+            for path in _LOOP_DURATIONS:
+                node: Any = raw
+                for part in path[:-1]:
+                    node = node.get(part) if isinstance(node, dict) else None
+                if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
+                    node[path[-1]] = format_duration(parse_duration(node[path[-1]]) * self.scale)
+            for rules in (raw.get("behavior") or {}).values():
+                for pol in rules.get("policies") or []:
+                    pol["period"] = format_duration(parse_duration(pol["period"]) * self.scale)
+            self._specs[key] = parse_spec(raw, source="time-scaled spec")
+        return self._specs[key]
+
+    def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> Any:
+        """The wrapped policy's initial state, on the scaled clock."""
+        return self.inner.initial_state(self._spec(spec), self._time(now))
+
+    def decide(
+        self, spec: InferenceAutoscalerSpec, observation: Observation, state: Any, now: float
+    ) -> tuple[Decision, Any]:
+        """The wrapped policy's decision, with spec durations and times on the scaled clock."""
+        obs = dataclasses.replace(observation, time=self._time(observation.time))
+        return self.inner.decide(self._spec(spec), obs, state, self._time(now))
+
+
 async def _external_metrics_server(
     settings: ControllerSettings, api_client: Any, board: DecisionBoard, stop: asyncio.Event
 ) -> MetricsAPIServer | None:
@@ -254,7 +329,10 @@ def _handle(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(json=settings.log_format == "json")
     try:
-        asyncio.run(run_controller(settings, policy=ProfilePolicy(), source_for=prometheus_sources()))
+        policy: Policy[InferenceAutoscalerSpec, Any] = ProfilePolicy()
+        if settings.time_scale != 1.0:
+            policy = TimeScaledPolicy(policy, settings.time_scale, time.time())
+        asyncio.run(run_controller(settings, policy=policy, source_for=prometheus_sources()))
     except PermanentError as err:
         raise InputError(str(err), source="run") from None
     return 0
