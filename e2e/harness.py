@@ -322,6 +322,7 @@ class Box:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.procs: dict[str, Proc] = {}
         self.history: list[StatusRow] = []
+        self.snapshots: list[tuple[float, str, dict[str, Any]]] = []  # (sim_t, pool, status) on every change
         self.hpa: dict[str, HPAEmulator] = {}
         self.on_change = on_change
         self.wall0 = 0.0
@@ -481,6 +482,7 @@ class Box:
                     if last.get(row.pool) != key:
                         last[row.pool] = key
                         self.history.append(row)
+                        self.snapshots.append((row.sim_t, row.pool, st))
                         if self.on_change is not None:
                             self.on_change(self, row)
             await asyncio.sleep(0.25)
