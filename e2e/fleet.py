@@ -347,6 +347,8 @@ class FleetEmulator:
         out: dict[str, Any] = {"speed": self.speed, "trace": self.trace.source, "pools": {}}
         for pool in self.pools.values():
             res = pool.sim.result()
+            # The twin's own step never scales here: the actions are the controller's (or HPA's) /scale writes.
+            res.summary["scaling_actions"] = len(pool.scale_log)
             out["pools"][pool.name] = {
                 "summary": res.summary,
                 "timeseries": res.timeseries,
