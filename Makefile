@@ -1,4 +1,4 @@
-# The README's two commands are `make demo` and `make test`; `.ci/run` runs `make lint` and `make test`.
+# The README's two commands are `make demo` and `make test`; `.ci/run` runs `make lint`, `make test` and `make e2e`.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -27,15 +27,19 @@ prometheus:
 	@# The Debian package starts a system service where an init system exists; tests start their own.
 	@pkill -x prometheus 2>/dev/null || true
 
-demo: venv
-	@mkdir -p out
-	$(VENV)/bin/inference-autoscaler simulate --trace azure_conv --replicas 8 --html out/demo.html --json out/demo.json
-	@echo "HTML report: out/demo.html"
+# A short cluster-in-a-box session: the real controller keeping a twin-driven pool in its SLO (about 2 min).
+demo: venv prometheus
+	$(PY) -m e2e.demo
 
 # pytest exits 5 when nothing was collected: that is a broken selection, not a pass.
 test: venv prometheus
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
+
+# The closed loop end to end on loopback (e2e/README.md); collected apart from tests/ so `make test` stays fast.
+e2e: venv prometheus
+	@$(PY) -m pytest e2e -s -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no e2e tests: failing"; exit 1; fi; exit $$status
 
 lint: venv
 	$(VENV)/bin/ruff check $(wildcard autoscaler tests bench e2e)

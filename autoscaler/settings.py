@@ -94,9 +94,39 @@ class ControllerSettings(BaseSettings):
     )
     metrics_port: int = Field(
         default=8080,
-        ge=0,
+        ge=-1,
         le=65535,
-        description="Port of the controller's own Prometheus /metrics (served by the exporter). Default 8080.",
+        description=(
+            "Port of the controller's own Prometheus /metrics (served by the exporter); 0 picks a free port "
+            "(logged), -1 disables. Default 8080 (the base manifests' metrics port)."
+        ),
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Address the /metrics exporter binds. Default 0.0.0.0."
+    )
+    external_metrics_port: int = Field(
+        default=-1,
+        ge=-1,
+        le=65535,
+        description=(
+            "Port of the external metrics API (external.metrics.k8s.io/v1beta1 over TLS, for actuation: HPA); "
+            "0 picks a free port (logged), -1 disables. Default -1: off, because it needs the APIService, "
+            "its RBAC and the extension-apiserver-authentication ConfigMap that only the external-metrics "
+            "overlay installs (the overlay sets 6443)."
+        ),
+    )
+    external_metrics_host: str = Field(
+        default="0.0.0.0", description="Address the external metrics API binds. Default 0.0.0.0."
+    )
+    tls_cert_file: str | None = Field(
+        default=None,
+        description=(
+            "PEM serving certificate of the external metrics API (reloaded when it changes). Default none: "
+            "a self-signed pair is generated at start (logged as a warning)."
+        ),
+    )
+    tls_key_file: str | None = Field(
+        default=None, description="PEM private key for --tls-cert-file. Required with it."
     )
     log_format: Literal["json", "console"] = Field(
         default="json", description="json (one object per line, for log pipelines) or console. Default json."
@@ -123,6 +153,17 @@ class ControllerSettings(BaseSettings):
         description="Seconds SIGTERM waits for reconciles in flight to finish their writes. Default 10 s.",
     )
 
+    time_scale: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=1000.0,
+        description=(
+            "Testing only (the cluster in a box, e2e/README.md): the policy runs this many times faster than the "
+            "wall clock, for model servers emulated in accelerated time; the InferenceAutoscalers' loop "
+            "durations must then be written divided by it. Default 1 (real time); never set it in production."
+        ),
+    )
+
     @field_validator("namespaces")
     @classmethod
     def _namespaces(cls, value: str) -> str:
@@ -138,6 +179,12 @@ class ControllerSettings(BaseSettings):
             raise ValueError(
                 f"retry_period ({self.retry_period}s) must be less than renew_deadline ({self.renew_deadline}s)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ControllerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be given together")
         return self
 
     @property

@@ -362,11 +362,6 @@ async def test_kubectl_get_and_describe_show_columns_and_events(
 
 
 @pytest.mark.kubectl
-@pytest.mark.xfail(
-    strict=True,
-    reason="the emulated server keeps events.k8s.io/v1 and core/v1 Events apart; "
-    "a real API server serves one as the other, which kubectl describe relies on",
-)
 async def test_kubectl_describe_shows_events(kube_server, make_controller, kubeconfig_path):
     import shutil
 

@@ -32,6 +32,8 @@ def test_flags_override_environment_over_defaults(monkeypatch):
         (["--renew-deadline", "20"], "renew_deadline (20.0s) must be less than lease_duration"),
         (["--health-port", "70000"], "--health-port"),
         (["--log-format", "xml"], "--log-format"),
+        (["--tls-cert-file", "tls.crt"], "tls_cert_file and tls_key_file must be given together"),
+        (["--external-metrics-port", "-2"], "--external-metrics-port"),
     ],
 )
 def test_bad_settings_name_the_flag(argv, needle):

@@ -1121,6 +1121,13 @@ async def test_lease_and_events_v1(kube_client: client.ApiClient) -> None:
     )
     got = await ev.list_namespaced_event(NS, field_selector="regarding.name=llama")
     assert [e.reason for e in got.items] == ["ScaledUp"]
+    # One store, two shapes: the same Event through core v1, selected on involvedObject.
+    core = await client.CoreV1Api(kube_client).list_namespaced_event(
+        NS, field_selector="involvedObject.name=llama"
+    )
+    assert [(e.reason, e.reporting_component, e.involved_object.kind) for e in core.items] == [
+        ("ScaledUp", "x", "InferenceAutoscaler")
+    ]
     hpa = client.AutoscalingV2Api(kube_client)
     await hpa.create_namespaced_horizontal_pod_autoscaler(
         NS,
@@ -1211,3 +1218,79 @@ async def test_kubernetes_asyncio_leader_election(
         elector.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await elector
+
+
+@pytest.mark.parametrize(
+    ("written_as", "body", "read_as", "expected"),
+    [
+        (
+            "events.k8s.io/v1",
+            {
+                "note": "prefill 1→3",
+                "regarding": {"kind": "Deployment", "name": "d"},
+                "reportingController": "ctl",
+                "reportingInstance": "ctl-1",
+                "series": {"count": 4, "lastObservedTime": "2025-01-01T00:01:00.000000Z"},
+                "deprecatedCount": 4,
+                "deprecatedSource": {"component": "ctl"},
+            },
+            "v1",
+            {
+                "message": "prefill 1→3",
+                "involvedObject": {"kind": "Deployment", "name": "d"},
+                "reportingComponent": "ctl",
+                "reportingInstance": "ctl-1",
+                "series": {"count": 4, "lastObservedTime": "2025-01-01T00:01:00.000000Z"},
+                "count": 4,
+                "source": {"component": "ctl"},
+            },
+        ),
+        (
+            "v1",
+            {
+                "message": "pulled",
+                "involvedObject": {"kind": "Pod", "name": "p"},
+                "source": {"component": "kubelet", "host": "n1"},
+                "count": 2,
+                "firstTimestamp": "2025-01-01T00:00:00Z",
+                "lastTimestamp": "2025-01-01T00:00:05Z",
+            },
+            "events.k8s.io/v1",
+            {
+                "note": "pulled",
+                "regarding": {"kind": "Pod", "name": "p"},
+                "deprecatedSource": {"component": "kubelet", "host": "n1"},
+                "deprecatedCount": 2,
+                "deprecatedFirstTimestamp": "2025-01-01T00:00:00Z",
+                "deprecatedLastTimestamp": "2025-01-01T00:00:05Z",
+            },
+        ),
+    ],
+)
+async def test_events_are_one_store_in_two_shapes(
+    kube_server: Any, written_as: str, body: dict[str, Any], read_as: str, expected: dict[str, Any]
+) -> None:
+    api = kube_server.api
+    group = "events.k8s.io" if written_as.startswith("events") else ""
+    other = "" if group else "events.k8s.io"
+    obj = {
+        "metadata": {"name": f"ev-{len(written_as)}"},
+        "reason": "Scaled",
+        "type": "Normal",
+        "eventTime": "2025-01-01T00:00:00.000000Z",
+        **body,
+    }
+    api.create(api.type(group, "v1", "events"), NS, obj)
+    got = api.get(api.type(other, "v1", "events"), NS, obj["metadata"]["name"])
+    assert got["apiVersion"] == read_as
+    for key, value in expected.items():
+        assert got[key] == value, key
+    renamed_away = set(body) - set(expected) - {"reason", "type", "eventTime"}
+    assert not renamed_away & set(got), "the other shape's names must not leak through"
+    # A write through the other shape updates the same object.
+    got["reason"] = "Rescaled"
+    api.update(api.type(other, "v1", "events"), NS, obj["metadata"]["name"], got)
+    again = api.get(api.type(group, "v1", "events"), NS, obj["metadata"]["name"])
+    assert again["reason"] == "Rescaled"
+    for key, value in body.items():
+        assert again[key] == value, key

@@ -8,21 +8,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from pydantic import ValidationError
 
-from autoscaler.adapters.kube import KubeTransport, new_api_client
-from autoscaler.api.durations import parse_duration
-from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec
+from autoscaler.adapters.apiserver_auth import KubeDelegatedAuth, read_authentication_configmap
+from autoscaler.adapters.board import MemoryDecisionBoard
+from autoscaler.adapters.exporter import Exporter
+from autoscaler.adapters.kube import Backoff, KubeTransport, new_api_client
+from autoscaler.adapters.metrics_api import MetricsAPIServer
+from autoscaler.adapters.prometheus import PrometheusMetricsSource, PrometheusSettings
+from autoscaler.api.durations import format_duration, parse_duration
+from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
+from autoscaler.catalog import load_profile
+from autoscaler.controller.manager import Controller
+from autoscaler.core.controller_policy import SLOPolicy
 from autoscaler.core.types import Decision, Observation, Policy
-from autoscaler.errors import InputError
+from autoscaler.errors import InputError, PermanentError, TemporaryError
+from autoscaler.log import configure_logging
 from autoscaler.ports import DecisionBoard, MetricsSource
 from autoscaler.settings import ControllerSettings
 
-__all__ = ["ProfilePolicy", "register", "run_controller", "settings_from_args"]
+__all__ = [
+    "ProfilePolicy",
+    "TimeScaledPolicy",
+    "prometheus_sources",
+    "register",
+    "run_controller",
+    "settings_from_args",
+]
+
+log = structlog.get_logger("autoscaler.controller")
 
 # flag name → settings field; each flag's help is the field's own description.
 _FLAGS = {
@@ -39,6 +60,12 @@ _FLAGS = {
     "--health-port": "health_port",
     "--health-host": "health_host",
     "--metrics-port": "metrics_port",
+    "--metrics-host": "metrics_host",
+    "--external-metrics-port": "external_metrics_port",
+    "--external-metrics-host": "external_metrics_host",
+    "--tls-cert-file": "tls_cert_file",
+    "--tls-key-file": "tls_key_file",
+    "--time-scale": "time_scale",
     "--log-format": "log_format",
     "--api-timeout": "api_timeout",
     "--shutdown-grace": "shutdown_grace",
@@ -94,13 +121,8 @@ def settings_from_args(args: argparse.Namespace) -> ControllerSettings:
         raise InputError(problems, source="run") from None
 
 
-def _prometheus_sources() -> Callable[[InferenceAutoscalerSpec], tuple[str, MetricsSource]]:
-    """One PrometheusMetricsSource per (URL, timeout), created on first use."""
-    import importlib
-
-    # Imported lazily: the Prometheus adapter is only needed by `run`, not by importing this module.
-    prometheus: Any = importlib.import_module("autoscaler.adapters.prometheus")
-
+def prometheus_sources() -> Callable[[InferenceAutoscalerSpec], tuple[str, MetricsSource]]:
+    """``spec -> (key, MetricsSource)``: one PrometheusMetricsSource per (URL, timeout), created on first use."""
     cache: dict[str, MetricsSource] = {}
 
     def source_for(spec: InferenceAutoscalerSpec) -> tuple[str, MetricsSource]:
@@ -108,9 +130,7 @@ def _prometheus_sources() -> Callable[[InferenceAutoscalerSpec], tuple[str, Metr
         timeout = parse_duration(spec.metrics.prometheus.timeout)
         key = f"{url}|{timeout}"
         if key not in cache:
-            cache[key] = prometheus.PrometheusMetricsSource(
-                prometheus.PrometheusSettings(url=url, timeout_s=min(timeout, 120.0))
-            )
+            cache[key] = PrometheusMetricsSource(PrometheusSettings(url=url, timeout_s=min(timeout, 120.0)))
         return key, cache[key]
 
     return source_for
@@ -127,14 +147,11 @@ class ProfilePolicy:
     name = "slo"
 
     def __init__(self) -> None:
-        self._policies: dict[str, Any] = {}
+        self._policies: dict[str, SLOPolicy] = {}
 
-    def _policy(self, spec: InferenceAutoscalerSpec) -> Any:
+    def _policy(self, spec: InferenceAutoscalerSpec) -> SLOPolicy:
         key = spec.performance.profile
         if key not in self._policies:
-            from autoscaler.catalog import load_profile
-            from autoscaler.core.controller_policy import SLOPolicy
-
             self._policies[key] = SLOPolicy(load_profile(key))
         return self._policies[key]
 
@@ -150,6 +167,107 @@ class ProfilePolicy:
         return result
 
 
+# Spec durations that describe the control loop's own dynamics (scaled by TimeScaledPolicy). Latency targets are
+# request physics and the Prometheus timeout is real I/O: neither is scaled.
+_LOOP_DURATIONS: tuple[tuple[str, ...], ...] = (
+    ("controlInterval",),
+    ("manualPause",),
+    ("metrics", "window"),
+    ("metrics", "staleness"),
+    ("performance", "coldStart"),
+    ("forecast", "horizon"),
+    ("forecast", "season"),
+    ("behavior", "scaleUp", "stabilizationWindow"),
+    ("behavior", "scaleDown", "stabilizationWindow"),
+)
+
+
+class TimeScaledPolicy:
+    """Runs a policy in accelerated time: the policy sees ``scale``× faster time than the wall clock.
+
+    For the cluster in a box only (``--time-scale``), where the model servers are a digital twin running
+    ``scale`` simulated seconds per wall second and the InferenceAutoscaler's loop durations are written in wall
+    seconds (divided by ``scale``). This wrapper hands the wrapped policy the spec with those durations
+    multiplied back and ``now`` (and the observation's time) on the simulated clock
+    ``origin + (wall − origin) × scale``, so the policy's internal time constants (PID integral and derivative,
+    EWMA time constants, forecast buckets) run at the same pace relative to the load as in production.
+    With ``scale`` 1 it is the identity.
+    """
+
+    def __init__(self, inner: Policy[InferenceAutoscalerSpec, Any], scale: float, origin: float) -> None:
+        self.inner = inner
+        self.scale = scale
+        self.origin = origin
+        self.name = getattr(inner, "name", type(inner).__name__)
+        self._specs: dict[str, InferenceAutoscalerSpec] = {}
+
+    def _time(self, t: float) -> float:
+        return self.origin + (t - self.origin) * self.scale
+
+    def _spec(self, spec: InferenceAutoscalerSpec) -> InferenceAutoscalerSpec:
+        raw = spec.model_dump(by_alias=True, mode="json", exclude_none=True)
+        key = repr(raw)
+        if key not in self._specs:
+            for path in _LOOP_DURATIONS:
+                node: Any = raw
+                for part in path[:-1]:
+                    node = node.get(part) if isinstance(node, dict) else None
+                if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
+                    node[path[-1]] = format_duration(parse_duration(node[path[-1]]) * self.scale)
+            for rules in (raw.get("behavior") or {}).values():
+                for pol in rules.get("policies") or []:
+                    pol["period"] = format_duration(parse_duration(pol["period"]) * self.scale)
+            self._specs[key] = parse_spec(raw, source="time-scaled spec")
+        return self._specs[key]
+
+    def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> Any:
+        """The wrapped policy's initial state, on the scaled clock."""
+        return self.inner.initial_state(self._spec(spec), self._time(now))
+
+    def decide(
+        self, spec: InferenceAutoscalerSpec, observation: Observation, state: Any, now: float
+    ) -> tuple[Decision, Any]:
+        """The wrapped policy's decision, with spec durations and times on the scaled clock."""
+        obs = dataclasses.replace(observation, time=self._time(observation.time))
+        return self.inner.decide(self._spec(spec), obs, state, self._time(now))
+
+
+async def _external_metrics_server(
+    settings: ControllerSettings, api_client: Any, board: DecisionBoard, stop: asyncio.Event
+) -> MetricsAPIServer | None:
+    """The external metrics API, authenticated from the cluster's ``extension-apiserver-authentication``
+    ConfigMap and authorised by SubjectAccessReview, as every aggregated API server is. None when ``stop`` is
+    set before the ConfigMap could be read.
+
+    Raises:
+        PermanentError: the ConfigMap cannot be read for good (403/404: the overlay's RoleBinding is missing).
+        InputError: its CA bundles are malformed.
+    """
+    backoff = Backoff(base=1.0, cap=30.0)
+    while True:
+        try:
+            auth_config = await read_authentication_configmap(api_client)
+            break
+        except TemporaryError as err:
+            delay = backoff.next_delay()
+            log.warning("cannot read the authentication configmap yet", error=str(err), retry_in=round(delay, 2))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            if stop.is_set():
+                return None
+    delegated = KubeDelegatedAuth(api_client, timeout_s=min(5.0, settings.api_timeout))
+    return MetricsAPIServer.create(
+        board,
+        cert_file=settings.tls_cert_file,
+        key_file=settings.tls_key_file,
+        auth_config=auth_config,
+        authorizer=delegated,
+        token_authenticator=delegated,
+        host=settings.external_metrics_host,
+        port=settings.external_metrics_port,
+    )
+
+
 async def run_controller(
     settings: ControllerSettings,
     *,
@@ -157,22 +275,50 @@ async def run_controller(
     source_for: Callable[[InferenceAutoscalerSpec], tuple[str, MetricsSource]],
     board: DecisionBoard | None = None,
     stop: asyncio.Event | None = None,
+    started: Callable[[Controller, Exporter | None, MetricsAPIServer | None], None] | None = None,
 ) -> None:
-    """Run the controller until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
-    from autoscaler.controller.manager import Controller
+    """Run the controller until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None).
 
-    api_client = await new_api_client(settings.kubeconfig, settings.context)
-    transport = KubeTransport(api_client, timeout_s=settings.api_timeout)
-    controller = Controller(settings, transport, policy, source_for, board=board)
+    Starts, on one decision board: the exporter (``settings.metrics_port``, unless -1), the external metrics
+    API (``settings.external_metrics_port``, unless -1) and the controller, which feeds the exporter its
+    reconcile durations, errors by kind and leader status. ``started`` is called once all of them listen
+    (tests read the bound ports from it). Everything started is stopped on the way out, also on errors.
+    """
+    board = board if board is not None else MemoryDecisionBoard()
     own_stop = stop is None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if own_stop:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+    api_client = await new_api_client(settings.kubeconfig, settings.context)
+    transport = KubeTransport(api_client, timeout_s=settings.api_timeout)
+    exporter: Exporter | None = None
+    api_server: MetricsAPIServer | None = None
+    controller: Controller | None = None
     try:
-        await controller.run(stop)
+        if settings.metrics_port >= 0:
+            exporter = Exporter(board, host=settings.metrics_host, port=settings.metrics_port)
+            await exporter.start()
+        if settings.external_metrics_port >= 0:
+            api_server = await _external_metrics_server(settings, api_client, board, stop)
+            if api_server is not None:
+                await api_server.start()
+                log.info("external metrics API listening", port=api_server.port)
+        controller = Controller(settings, transport, policy, source_for, board=board, instruments=exporter)
+        if not stop.is_set():
+            await controller.start()
+            if started is not None:
+                started(controller, exporter, api_server)
+            await stop.wait()
     finally:
+        if controller is not None:
+            await controller.stop()
+        if api_server is not None:
+            await api_server.stop()
+        if exporter is not None:
+            await exporter.stop()
+        await transport.close()
         if own_stop:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(Exception):
@@ -181,20 +327,12 @@ async def run_controller(
 
 def _handle(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    configure_logging(json=settings.log_format == "json")
     try:
-        from autoscaler.log import configure_logging
-
-        configure_logging(json=settings.log_format == "json")
-    except ImportError:  # pragma: no cover - log module ships with the package
-        pass
-    board: DecisionBoard | None = None
-    try:
-        from autoscaler.adapters.board import MemoryDecisionBoard
-
-        board = MemoryDecisionBoard()
-    except ImportError:  # pragma: no cover - the board ships with the package
-        board = None
-    asyncio.run(
-        run_controller(settings, policy=ProfilePolicy(), source_for=_prometheus_sources(), board=board)
-    )
+        policy: Policy[InferenceAutoscalerSpec, Any] = ProfilePolicy()
+        if settings.time_scale != 1.0:
+            policy = TimeScaledPolicy(policy, settings.time_scale, time.time())
+        asyncio.run(run_controller(settings, policy=policy, source_for=prometheus_sources()))
+    except PermanentError as err:
+        raise InputError(str(err), source="run") from None
     return 0

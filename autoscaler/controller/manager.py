@@ -17,7 +17,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -36,15 +36,49 @@ from autoscaler.api.v1alpha1 import API_VERSION, KIND, PLURAL, InferenceAutoscal
 from autoscaler.controller.election import LeaderElector
 from autoscaler.controller.reconciler import MetricsBatcher, Reconciler, SourceFactory, SystemClock
 from autoscaler.core.types import Policy
+from autoscaler.errors import PermanentError, TemporaryError
 from autoscaler.ports import Clock, DecisionBoard
 from autoscaler.settings import ControllerSettings
 
-__all__ = ["IAS_TYPE", "Controller", "HealthServer", "ReconcileStats"]
+__all__ = ["ERROR_KINDS", "IAS_TYPE", "Controller", "HealthServer", "Instruments", "ReconcileStats"]
 
 log = structlog.get_logger("autoscaler.controller")
 
 IAS_TYPE = ResourceType(API_VERSION, PLURAL, KIND)
 REPORTING_CONTROLLER = "autoscaler.inference.dev/controller"
+
+# The bounded vocabulary of ``inference_autoscaler_errors_total{kind}``:
+#   metrics    the metrics source failed or returned nothing for a pool (the policy holds)
+#   kube       the API server failed (5xx, 429, timeouts, 409 after retries, 4xx on reads) or a referenced
+#              object (pool, scale target) is missing or ambiguous
+#   actuation  a /scale write was refused (403, 422, ...)
+#   spec       an InferenceAutoscaler spec is invalid
+#   internal   anything else that escaped a reconcile (a bug: the worker backs off and retries)
+ERROR_KINDS = ("metrics", "kube", "actuation", "spec", "internal")
+
+
+class Instruments(Protocol):
+    """Where the controller reports on itself (:class:`~autoscaler.adapters.exporter.Exporter` in ``run``)."""
+
+    def observe_reconcile(self, seconds: float) -> None:
+        """One reconcile took ``seconds``."""
+
+    def count_error(self, kind: str) -> None:
+        """One error of ``kind`` (one of :data:`ERROR_KINDS`)."""
+
+    def set_leader(self, leader: bool) -> None:
+        """Whether this instance currently leads."""
+
+
+class _NoInstruments:
+    def observe_reconcile(self, seconds: float) -> None:
+        return None
+
+    def count_error(self, kind: str) -> None:
+        return None
+
+    def set_leader(self, leader: bool) -> None:
+        return None
 
 
 @dataclass
@@ -79,6 +113,7 @@ class Controller:
         source_for: ``spec -> (key, MetricsSource)`` (see :class:`MetricsBatcher`).
         board: decision board to publish to (optional).
         clock: Unix time for decisions.
+        instruments: receives reconcile durations, errors by kind and leader status (optional).
     """
 
     def __init__(
@@ -90,8 +125,10 @@ class Controller:
         *,
         board: DecisionBoard | None = None,
         clock: Clock | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self.settings = settings
+        self.instruments: Instruments = instruments or _NoInstruments()
         self.transport = transport
         namespaces = settings.namespace_list
         self.ias = Informer(
@@ -126,6 +163,7 @@ class Controller:
             board=board,
             clock=clock or SystemClock(),
             may_write=self.may_write,
+            count_error=self.instruments.count_error,
         )
         self.stats = ReconcileStats()
         self.workers: dict[str, _Worker] = {}
@@ -142,11 +180,13 @@ class Controller:
 
     def _on_leading(self) -> None:
         self.leading = True
+        self.instruments.set_leader(True)
         if self.ready.is_set():
             self._sync_workers()
 
     def _on_not_leading(self) -> None:
         self.leading = False
+        self.instruments.set_leader(False)
         self._cancel_workers()
 
     # -- workers
@@ -206,6 +246,9 @@ class Controller:
                 raise
             except Exception as err:  # supervision boundary: log, back off, try again
                 self.stats.errors += 1
+                # The project's error tree here comes from the API server adapter; anything else is a bug.
+                kube = isinstance(err, (TemporaryError, PermanentError))
+                self.instruments.count_error("kube" if kube else "internal")
                 delay = backoff.next_delay()
                 log.warning(
                     "reconcile failed",
@@ -216,7 +259,9 @@ class Controller:
             finally:
                 me.busy = False
             self.stats.reconciles += 1
-            self.stats.record(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.stats.record(elapsed)
+            self.instruments.observe_reconcile(elapsed)
             if delay is None:
                 self.workers.pop(key, None)
                 return
@@ -240,8 +285,10 @@ class Controller:
         log.info("caches synced", inference_autoscalers=len(list(self.ias.items())))
         self._elector_task: asyncio.Task[None] | None = None
         if self.elector is not None:
+            self.instruments.set_leader(False)
             self._elector_task = asyncio.create_task(self.elector.run(), name="leader election")
         else:
+            self.instruments.set_leader(True)
             self._sync_workers()
 
     async def stop(self) -> None:
@@ -264,6 +311,7 @@ class Controller:
                 await self._elector_task
         if self.elector is not None:
             await self.elector.release()
+        self.instruments.set_leader(False)
         await self.batcher.close()
         await self.ias.stop()
         await self.fleet.stop()
@@ -272,7 +320,8 @@ class Controller:
         log.info("stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down gracefully and close the transport."""
+        """Run until ``stop`` is set, then shut down gracefully and close the transport (its owner's job
+        otherwise: ``run_controller`` calls :meth:`start`/:meth:`stop` itself to close servers in between)."""
         try:
             await self.start()
             await stop.wait()

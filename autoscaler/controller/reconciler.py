@@ -270,6 +270,8 @@ class Reconciler:
         board: where decisions are published (external metrics API, exporter); optional.
         clock: Unix time.
         may_write: the leader-election gate, checked right before every write.
+        count_error: called with an error kind (``metrics``, ``kube``, ``actuation``, ``spec``) for each
+            problem a reconcile handles itself; what escapes it is counted by the worker.
     """
 
     def __init__(
@@ -284,7 +286,9 @@ class Reconciler:
         board: DecisionBoard | None = None,
         clock: Clock | None = None,
         may_write: Callable[[], bool] = lambda: True,
+        count_error: Callable[[str], None] = lambda kind: None,
     ) -> None:
+        self.count_error = count_error
         self.ias = ias
         self.fleet = fleet
         self.status = status
@@ -328,6 +332,7 @@ class Reconciler:
         try:
             spec = parse_spec(obj.get("spec"), source=f"InferenceAutoscaler {key}")
         except InvalidSpecError as err:
+            self.count_error("spec")
             message = "; ".join(f"{path}: {msg}" for path, msg in err.problems)
             out.conditions["Ready"] = ("False", "InvalidSpec", message)
             await self._finish(obj, out, generation, now, None)
@@ -349,6 +354,7 @@ class Reconciler:
             scales = {role: await self.fleet.get_scale(t) for role, t in targets.items()}
             pods = {role: await self.fleet.pods(t) for role, t in targets.items()}
         except (ResolutionError, NotFoundError) as err:
+            self.count_error("kube")
             reason = err.reason if isinstance(err, ResolutionError) else "TargetNotFound"
             out.conditions["TargetsResolved"] = ("False", reason, str(err))
             out.conditions["Ready"] = ("False", reason, str(err))
@@ -373,6 +379,8 @@ class Reconciler:
             metric_overrides=dict(spec.metrics.metric_overrides),
         )
         metrics_obs = await self.metrics.observe(spec, query, now)
+        if not metrics_obs.source_ok:
+            self.count_error("metrics")
         observation = _merge_observation(metrics_obs, scales, now)
 
         # 4. decide
@@ -503,6 +511,7 @@ class Reconciler:
             try:
                 await self._set_replicas(target, replicas)
             except PermanentError as err:
+                self.count_error("actuation")
                 failed.append(f"{role.value} {target.kind}/{target.name}: {err}")
                 await self.events.record(
                     obj,

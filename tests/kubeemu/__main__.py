@@ -23,6 +23,12 @@ async def _main(args: argparse.Namespace) -> None:
         simulate_workloads=args.simulate_workloads,
         ready_delay=args.ready_delay,
     )
+    for rule in args.allow:
+        parts = rule.rsplit(":", 3)  # subjects such as system:serviceaccount:ns:name contain colons
+        if len(parts) != 4:
+            raise SystemExit(f"--allow {rule!r}: expected SUBJECT:VERB:GROUP:RESOURCE")
+        subject, verb, group, resource = parts
+        server.auth.allow(subject, verb, resource, group=group)
     await server.start()
     if args.kubeconfig:
         server.write_kubeconfig(args.kubeconfig)
@@ -45,6 +51,13 @@ def main() -> None:
     p.add_argument("--simulate-workloads", action="store_true", help="create and ready pods for workloads")
     p.add_argument("--ready-delay", type=float, default=0.0, help="seconds until simulated pods are Ready")
     p.add_argument("--bookmark-interval", type=float, default=5.0, help="seconds between watch bookmarks")
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="SUBJECT:VERB:GROUP:RESOURCE",
+        help="SubjectAccessReview rule (user or group; '*' matches anything), repeatable",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)

@@ -15,12 +15,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import errors, jsonpath, patch
+from . import errors, events, jsonpath, patch
 from .clock import now_rfc3339
 from .errors import ApiError
 from .jsonutil import clone
 from .resources import ResourceType, builtin_types, storage_version, types_from_crd
 from .selectors import (
+    FieldRequirement,
     label_selector_to_string,
     match_fields,
     match_labels,
@@ -134,10 +135,22 @@ class Api:
     # ---- helpers ------------------------------------------------------------------------------------
 
     def _render(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """Serve a stored object at the addressed version (CRD conversion strategy None: apiVersion only)."""
+        """Serve a stored object at the addressed version (CRD conversion strategy None: apiVersion only;
+        Events: the events.k8s.io/v1 ↔ v1 field mapping)."""
+        if events.is_events_v1(rt.group, rt.plural):
+            obj = events.to_events_v1(obj)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         return obj
+
+    def parse_fields(self, rt: ResourceType, text: str | None) -> list[FieldRequirement]:
+        """A field selector as requirements on the stored object (events.k8s.io paths mapped to core)."""
+        fields = parse_field_selector(text, rt.field_selector_allowed, rt.custom)
+        if events.is_events_v1(rt.group, rt.plural):
+            fields = [
+                FieldRequirement(events.FIELD_ALIASES.get(f.path, f.path), f.op, f.value) for f in fields
+            ]
+        return fields
 
     def render(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         return self._render(rt, clone(obj))
@@ -185,7 +198,7 @@ class Api:
         resource_version_match: str | None = None,
     ) -> dict[str, Any]:
         labels = parse_label_selector(label_selector)
-        fields = parse_field_selector(field_selector, rt.field_selector_allowed, rt.custom)
+        fields = self.parse_fields(rt, field_selector)
         if resource_version_match == "Exact" and resource_version and resource_version != "0":
             rv = _parse_rv(resource_version)
             if self.store.too_old(rv):
@@ -332,6 +345,8 @@ class Api:
         obj["kind"] = rt.kind
         if not isinstance(obj.get("metadata", {}), dict):
             raise errors.bad_request("metadata must be an object")
+        if events.is_events_v1(rt.group, rt.plural):
+            obj = events.to_core(obj)
         return obj
 
     def _check_name(self, rt: ResourceType, name: str) -> None:

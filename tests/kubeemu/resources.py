@@ -52,7 +52,10 @@ class ResourceType:
 
     @property
     def storage_key(self) -> tuple[str, str]:
-        """Objects are stored once per group+plural; every served version is a view of the same data."""
+        """Objects are stored once per group+plural; every served version is a view of the same data.
+        ``events.k8s.io`` Events are a view of the core Events (see ``events.py``)."""
+        if self.group == "events.k8s.io" and self.plural == "events":
+            return ("", "events")
         return (self.group, self.plural)
 
     def field_selector_allowed(self, path: str) -> bool:

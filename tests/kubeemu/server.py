@@ -26,7 +26,7 @@ from .errors import ApiError
 from .faults import Faults
 from .jsonutil import clone
 from .resources import ResourceType
-from .selectors import parse_field_selector, parse_label_selector
+from .selectors import parse_label_selector
 from .store import Watcher
 from .workloads import WorkloadSimulator
 
@@ -603,7 +603,7 @@ class KubeEmulator:
         q = request.query
         # Selector syntax errors are plain 400 responses, before the stream starts.
         labels = parse_label_selector(q.get("labelSelector"))
-        fields = parse_field_selector(q.get("fieldSelector"), rt.field_selector_allowed, rt.custom)
+        fields = self.api.parse_fields(rt, q.get("fieldSelector"))
         rv_param = q.get("resourceVersion", "")
         since = None if rv_param in ("", "0") else parse_rv(rv_param)
         if _truthy(q.get("sendInitialEvents")):

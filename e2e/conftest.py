@@ -1,0 +1,68 @@
+"""The cluster-in-a-box run shared by every e2e test: started once per session, run to the end of the trace
+segment, observed from outside, and stopped before any assertion runs (so a failing assertion never leaks a
+process). ``E2E_SPEED`` overrides the time acceleration; ``E2E_KEEP=1`` keeps the work directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from e2e.harness import Box, Scenario
+
+
+@dataclass
+class Run:
+    """Everything observed during one box run (plain data)."""
+
+    scenario: Scenario
+    result: dict[str, Any]
+    history: list[Any]
+    snapshots: list[tuple[float, str, dict[str, Any]]]
+    events: dict[str, list[dict[str, Any]]]
+    ias: dict[str, dict[str, Any]]
+    kubectl: str | None
+    controller_metrics: str
+    hpa: dict[str, dict[str, Any]]
+    exit_codes: dict[str, int | None]
+    wall_s: float
+    logs: dict[str, str] = field(default_factory=dict)
+
+
+def _print_row(box: Box, row: Any) -> None:
+    print(f"  t={row.sim_t:6.0f}s  {row.pool:<10} prefill {row.prefill:<6} decode {row.decode:<6} "
+          f"TTFT {row.ttft:<14} {row.reason}", flush=True)
+
+
+async def _run(scenario: Scenario) -> Run:
+    t0 = time.monotonic()
+    box = Box(scenario, on_change=_print_row)
+    try:
+        await box.start()
+        budget = scenario.wall(scenario.end_s - scenario.start_s) + 120
+        result = await box.wait_finished(budget)
+        names = [p for p, _ in scenario.pools]
+        events = {n: await box.events(n) for n in names}
+        ias = {n: await box.get_ias(n) for n in names}
+        kubectl = box.kubectl_get_ias() if shutil.which("kubectl") else None
+        metrics = await box.controller_metrics()
+        hpa = {n: {"reads": h.reads, "errors": list(h.errors), "actions": list(h.actions)}
+               for n, h in box.hpa.items()}
+    finally:
+        logs = {n: p.log_text()[-20000:] for n, p in box.procs.items()}
+        await box.stop()
+    return Run(scenario, result, box.history, box.snapshots, events, ias, kubectl, metrics, hpa,
+               box.exit_codes, time.monotonic() - t0, logs)
+
+
+@pytest.fixture(scope="session")
+def run() -> Run:
+    if os.environ.get("KUBECONFIG_E2E"):
+        pytest.skip("real-cluster mode: see e2e/README.md (the in-box run needs no KUBECONFIG_E2E)")
+    speed = float(os.environ.get("E2E_SPEED", Scenario.speed))
+    return asyncio.run(_run(Scenario(speed=speed)))

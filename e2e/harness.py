@@ -1,0 +1,558 @@
+"""The cluster in a box: every process of a closed loop on loopback, started and stopped together.
+
+:class:`Box` starts, in order: the emulated Kubernetes API server (``python -m tests.kubeemu``, with the
+project's CRD and the upstream InferencePool CRDs), the fleet emulator (``python -m e2e.fleet``: model servers
+driven by the digital twin), a real Prometheus (Debian's ``/usr/bin/prometheus``, ``file_sd`` over the fleet's
+replicas) and the real controller (``python -m autoscaler run``). It then applies the pools, their Deployments and
+the InferenceAutoscalers, records ``status`` as it changes, and — for an ``actuation: HPA`` autoscaler — plays the
+HPA controller (see :class:`HPAEmulator`). Every process is stopped on the way out, also on failure or Ctrl-C
+(SIGTERM, then SIGKILL after a grace period; each runs in its own process group).
+
+Time mapping (``speed`` = S simulated seconds per wall second): every duration the controller or Prometheus
+uses is the simulated duration divided by S — control interval, rate window, scrape interval, cold start,
+forecast horizon and season, behaviour windows and periods, the HPA sync period. See ``e2e/README.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMETHEUS = "/usr/bin/prometheus"
+NAMESPACE = "serving"
+IAS_API = "autoscaler.inference.dev/v1alpha1"
+HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fmt_duration(seconds: float) -> str:
+    """A Go-style duration with millisecond resolution (the CRD's Duration format)."""
+    ms = max(1, round(seconds * 1000))
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+# --------------------------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What one box runs. Simulated durations in seconds; wall durations are these divided by ``speed``.
+
+    Attributes:
+        speed: simulated seconds per wall second.
+        trace, start_s, end_s, rate_scale: the trace segment (source seconds) and its load multiplier.
+        profile: performance profile of every replica (and the controller's capacity model).
+        initial: replicas per role at the start (warm).
+        max_replicas: upper bound per role.
+        control_interval_s, window_s, scrape_interval_s: the controller's interval, its rate window, and
+            Prometheus's scrape interval (simulated).
+        scale_down_window_s: behaviour.scaleDown.stabilizationWindow (simulated).
+        season_s: forecast season (simulated).
+        hpa_sync_s: the emulated HPA controller's sync period (simulated; kube-controller-manager's 15 s).
+        slo_ttft_s, slo_itl_s, percentile: the SLO.
+        pools: pool name → actuation (``Direct`` or ``HPA``).
+    """
+
+    speed: float = 15.0
+    trace: str = "azure_conv"
+    start_s: float = 15 * 60.0
+    end_s: float = 45 * 60.0
+    rate_scale: float = 1.0
+    profile: str = "llama2-70b/h100/tp4"
+    initial: int = 2
+    max_replicas: int = 8
+    control_interval_s: float = 15.0
+    window_s: float = 60.0
+    scrape_interval_s: float = 7.5
+    scale_down_window_s: float = 120.0
+    season_s: float = 3600.0
+    hpa_sync_s: float = 15.0
+    slo_ttft_s: float = 1.0
+    slo_itl_s: float = 0.1
+    percentile: float = 95.0
+    pools: tuple[tuple[str, str], ...] = (("llama", "Direct"), ("llama-hpa", "HPA"))
+
+    def wall(self, sim_seconds: float) -> float:
+        """Wall seconds of a simulated duration."""
+        return sim_seconds / self.speed
+
+    @property
+    def cold_start_s(self) -> float:
+        """The profile's measured cold start (simulated seconds)."""
+        from autoscaler.catalog import load_profile
+
+        return float(load_profile(self.profile).cold_start_s)
+
+    def manifests(self, prometheus_url: str) -> list[dict[str, Any]]:
+        """Namespace, and per pool: InferencePool, prefill and decode Deployments, InferenceAutoscaler."""
+        from autoscaler.catalog import load_profile
+
+        prof = load_profile(self.profile)
+        objs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}]
+        for pool, actuation in self.pools:
+            objs.append({
+                "apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
+                "metadata": {"name": pool, "namespace": NAMESPACE},
+                "spec": {"selector": {"matchLabels": {"app": pool}}, "targetPorts": [{"number": 8000}],
+                         "endpointPickerRef": {"name": f"{pool}-epp", "port": {"number": 9002}}},
+            })
+            for role in ("prefill", "decode"):
+                labels = {"app": pool, "llm-d.ai/role": role}
+                objs.append({
+                    "apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": f"{pool}-{role}", "namespace": NAMESPACE},
+                    "spec": {"replicas": self.initial, "selector": {"matchLabels": labels},
+                             "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                                 {"name": "vllm", "image": "ghcr.io/llm-d/llm-d-inference-sim:latest"}]}}},
+                })
+            period = fmt_duration(self.wall(15.0))
+            role_spec = {"minReplicas": 1, "maxReplicas": self.max_replicas, "gpusPerReplica": prof.gpus_per_replica}
+            objs.append({
+                "apiVersion": IAS_API, "kind": "InferenceAutoscaler",
+                "metadata": {"name": pool, "namespace": NAMESPACE},
+                "spec": {
+                    "poolRef": {"name": pool},
+                    "roles": {"prefill": dict(role_spec), "decode": dict(role_spec)},
+                    "slo": {"ttft": {"percentile": self.percentile, "target": fmt_duration(self.slo_ttft_s)},
+                            "itl": {"percentile": self.percentile, "target": fmt_duration(self.slo_itl_s)}},
+                    "metrics": {"prometheus": {"url": prometheus_url, "timeout": "2s"}, "engine": "vllm",
+                                "window": fmt_duration(self.wall(self.window_s))},
+                    "performance": {"profile": self.profile,
+                                    "coldStart": fmt_duration(self.wall(self.cold_start_s))},
+                    "cost": {"accelerator": prof.accelerator, "pricePerGpuHour": f"{prof.price_per_gpu_hour:.2f}"},
+                    "forecast": {"method": "auto", "season": fmt_duration(self.wall(self.season_s))},
+                    "behavior": {
+                        "scaleUp": {"tolerance": 0.0, "policies": [
+                            {"type": "Percent", "value": 100, "period": period},
+                            {"type": "Pods", "value": 4, "period": period}]},
+                        "scaleDown": {"stabilizationWindow": fmt_duration(self.wall(self.scale_down_window_s)),
+                                      "tolerance": 0.05,
+                                      "policies": [{"type": "Percent", "value": 100, "period": period}]},
+                    },
+                    "controlInterval": fmt_duration(self.wall(self.control_interval_s)),
+                    "manualPause": fmt_duration(self.wall(600.0)),
+                    "actuation": actuation,
+                },
+            })
+        return objs
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+
+class Proc:
+    """A child process in its own process group, its output in a log file; stopped by :meth:`stop`."""
+
+    def __init__(self, name: str, argv: list[str], logdir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_for_line(self, prefix: str, timeout_s: float) -> str:
+        """The first log line starting with ``prefix``; fails when the process exits or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.log_text().splitlines():
+                if line.startswith(prefix):
+                    return line
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_text()[-3000:]}")
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"{self.name}: no {prefix!r} within {timeout_s}s:\n{self.log_text()[-3000:]}")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, grace_s: float = 10.0) -> int | None:
+        """SIGTERM to the group, SIGKILL after ``grace_s``; returns the exit code."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        self._log.close()
+        return self.popen.returncode
+
+
+async def http_ready(url: str, timeout_s: float, proc: Proc | None = None) -> None:
+    """Poll ``url`` until it answers 200."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                async with http.get(url) as r:
+                    if r.status == 200:
+                        return
+            if proc is not None and not proc.alive():
+                raise RuntimeError(f"{proc.name} exited:\n{proc.log_text()[-3000:]}")
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not ready within {timeout_s}s")
+
+
+# --------------------------------------------------------------------------------------------- the HPA
+
+
+@dataclass
+class HPAEmulator:
+    """What kube-controller-manager's HPA controller does with one ``External`` metric, per role.
+
+    An HPA cannot run without kube-controller-manager, so this plays it: every ``sync_s`` wall seconds it reads
+    ``inference_autoscaler_desired_replicas{inferenceautoscaler=<name>,role=<role>}`` from the external metrics
+    API over TLS as the aggregator does (front-proxy client certificate, ``X-Remote-User`` of the HPA's service
+    account, which the server authorises by SubjectAccessReview), applies the HPA arithmetic for an
+    ``AverageValue`` target of 1 — ``usage = value / current``; no change while ``|usage − 1| ≤ tolerance``
+    (0.1); else ``desired = ceil(value / 1)`` clamped to [min, max] — and writes ``/scale``. The behaviour is the
+    one ``manifests/examples/hpa-mode`` sets (no stabilisation window, 100 % per period), i.e. none.
+    """
+
+    name: str
+    url: str
+    ssl_ctx: ssl.SSLContext
+    apps: Any
+    sync_s: float
+    min_replicas: int = 1
+    max_replicas: int = 8
+    tolerance: float = 0.1
+    reads: int = 0
+    errors: list[str] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    async def run(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            while True:
+                for role in ("prefill", "decode"):
+                    with contextlib.suppress(Exception):
+                        await self._sync(http, role)
+                await asyncio.sleep(self.sync_s)
+
+    async def _sync(self, http: aiohttp.ClientSession, role: str) -> None:
+        path = (f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/inference_autoscaler_desired_replicas"
+                f"?labelSelector=inferenceautoscaler%3D{self.name}%2Crole%3D{role}")
+        headers = {"X-Remote-User": HPA_USER, "X-Remote-Group": "system:serviceaccounts"}
+        async with http.get(self.url + path, ssl=self.ssl_ctx, headers=headers) as r:
+            body = await r.json()
+            if r.status != 200:
+                self.errors.append(f"{r.status} {body.get('message')}")
+                return
+        self.reads += 1
+        value = sum(_quantity(i["value"]) for i in body["items"])
+        deploy = f"{self.name}-{role}"
+        scale = await self.apps.read_namespaced_deployment_scale(deploy, NAMESPACE)
+        current = int(scale.spec.replicas or 0)
+        if current > 0 and abs(value / current - 1.0) <= self.tolerance:
+            return
+        desired = max(self.min_replicas, min(self.max_replicas, math.ceil(value - 1e-9)))
+        if desired != current:
+            await self.apps.patch_namespaced_deployment_scale(deploy, NAMESPACE, {"spec": {"replicas": desired}})
+            self.actions.append({"wall": time.time(), "role": role, "before": current, "after": desired})
+
+
+def _quantity(text: str) -> float:
+    suffix = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
+    if text and text[-1] in suffix:
+        return float(text[:-1]) * suffix[text[-1]]
+    return float(text)
+
+
+# --------------------------------------------------------------------------------------------- the box
+
+
+@dataclass
+class StatusRow:
+    """One observed change of an InferenceAutoscaler's status."""
+
+    wall: float
+    sim_t: float
+    pool: str
+    prefill: str
+    decode: str
+    ttft: str
+    reason: str
+
+
+class Box:
+    """The cluster in a box for one :class:`Scenario` (an async context manager).
+
+    Attributes after start: ``kubeconfig``, ``prometheus_url``, ``controller_metrics_url``, ``workdir``;
+    ``history`` (status changes), ``hpa`` (the emulated HPA per HPA-mode pool).
+    """
+
+    def __init__(self, scenario: Scenario, *, workdir: Path | None = None,
+                 on_change: Callable[[Box, StatusRow], None] | None = None) -> None:
+        self.sc = scenario
+        self._own_dir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ias-e2e-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.procs: dict[str, Proc] = {}
+        self.history: list[StatusRow] = []
+        self.snapshots: list[tuple[float, str, dict[str, Any]]] = []  # (sim_t, pool, status) on every change
+        self.hpa: dict[str, HPAEmulator] = {}
+        self.on_change = on_change
+        self.wall0 = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._api: Any = None
+        self.prometheus_url = ""
+        self.controller_metrics_url = ""
+        self.fleet_url = ""
+        self.result: dict[str, Any] | None = None
+
+    def sim_time(self, wall: float | None = None) -> float:
+        """Simulated seconds since the fleet started, at ``wall`` (default now)."""
+        return ((wall or time.time()) - self.wall0) * self.sc.speed
+
+    async def __aenter__(self) -> Box:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -------------------------------------------------------------------------------- start
+
+    async def start(self) -> None:
+        from tests.fixtures.pki import make_pki
+
+        py = sys.executable
+        env = {"PYTHONPATH": str(ROOT)}
+        sc = self.sc
+        pki = make_pki(self.workdir / "pki")
+        self.pki = pki
+        crds = [ROOT / "crds/autoscaler.inference.dev_inferenceautoscalers.yaml",
+                ROOT / "tests/kubeemu/crds/inference.networking.k8s.io_inferencepools.yaml",
+                ROOT / "tests/kubeemu/crds/inference.networking.x-k8s.io_inferencepools.yaml"]
+        argv = [py, "-m", "tests.kubeemu", "--port", "0", "--kubeconfig", str(self.kubeconfig),
+                "--no-default-crds", "--allow", f"{HPA_USER}:get:external.metrics.k8s.io:*"]
+        for c in crds:
+            argv += ["--crd", str(c)]
+        self.procs["kubeemu"] = Proc("kubeemu", argv, self.workdir, env)
+        await self.procs["kubeemu"].wait_for_line("kubeemu listening on", 30)
+
+        from kubernetes_asyncio import client, config
+
+        await config.load_kube_config(config_file=str(self.kubeconfig))
+        self._api = client.ApiClient()
+        self.apps = client.AppsV1Api(self._api)
+        self.custom = client.CustomObjectsApi(self._api)
+        # The ConfigMap every cluster publishes for aggregated API servers (the front-proxy CA).
+        await client.CoreV1Api(self._api).create_namespaced_config_map("kube-system", {
+            "metadata": {"name": "extension-apiserver-authentication"},
+            "data": {"client-ca-file": pki.client_ca.pem.decode(),
+                     "requestheader-client-ca-file": pki.proxy_ca.pem.decode(),
+                     "requestheader-allowed-names": '["front-proxy-client"]',
+                     "requestheader-username-headers": '["X-Remote-User"]',
+                     "requestheader-group-headers": '["X-Remote-Group"]',
+                     "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]'},
+        })
+        prom_port = free_port()
+        self.prometheus_url = f"http://127.0.0.1:{prom_port}"
+        objs = sc.manifests(self.prometheus_url)
+        ias_objs = [o for o in objs if o["kind"] == "InferenceAutoscaler"]
+        await self.apply([o for o in objs if o["kind"] != "InferenceAutoscaler"])
+
+        # Fleet emulator.
+        file_sd = self.workdir / "targets.json"
+        file_sd.write_text("[]")
+        fleet_cfg = {
+            "kubeconfig": str(self.kubeconfig), "namespace": NAMESPACE, "speed": sc.speed,
+            "file_sd": str(file_sd), "result": str(self.workdir / "result.json"), "profile": sc.profile,
+            "trace": {"name": sc.trace, "start_s": sc.start_s, "end_s": sc.end_s, "rate_scale": sc.rate_scale},
+            "slo": {"ttft_s": sc.slo_ttft_s, "itl_s": sc.slo_itl_s, "percentile": sc.percentile},
+            "sim_interval_s": sc.control_interval_s,
+            "pools": [{"name": p, "deployments": {"prefill": f"{p}-prefill", "decode": f"{p}-decode"}}
+                      for p, _ in sc.pools],
+        }
+        (self.workdir / "fleet.json").write_text(json.dumps(fleet_cfg, indent=1))
+
+        # Controller ports, then Prometheus (it scrapes the controller too), then the controller itself.
+        mport, hport, eport = free_port(), free_port(), free_port()
+        self.controller_metrics_url = f"http://127.0.0.1:{mport}/metrics"
+        scrape = fmt_duration(sc.wall(sc.scrape_interval_s))
+        prom_cfg = {
+            "global": {"scrape_interval": scrape, "scrape_timeout": scrape, "evaluation_interval": scrape},
+            "scrape_configs": [
+                {"job_name": "model-servers", "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}]},
+                {"job_name": "inference-autoscaler", "static_configs": [{"targets": [f"127.0.0.1:{mport}"]}]},
+            ],
+        }
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(prom_cfg))
+        if shutil.which(PROMETHEUS) is None:
+            raise RuntimeError(f"{PROMETHEUS} not installed (apt-get install -y --no-install-recommends prometheus)")
+        self.procs["prometheus"] = Proc("prometheus", [
+            PROMETHEUS, f"--config.file={self.workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--log.level=warn"], self.workdir)
+        await http_ready(f"{self.prometheus_url}/-/ready", 30, self.procs["prometheus"])
+
+        self.procs["controller"] = Proc("controller", [
+            py, "-m", "autoscaler", "run", "--kubeconfig", str(self.kubeconfig), "--log-format", "console",
+            "--metrics-host", "127.0.0.1", "--metrics-port", str(mport),
+            "--health-host", "127.0.0.1", "--health-port", str(hport),
+            "--external-metrics-host", "127.0.0.1", "--external-metrics-port", str(eport),
+            "--tls-cert-file", str(pki.serving.cert), "--tls-key-file", str(pki.serving.key),
+            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed)], self.workdir, env)
+        await http_ready(f"http://127.0.0.1:{hport}/readyz", 60, self.procs["controller"])
+
+        # The fleet starts the clock: t=0 of the trace segment.
+        self.procs["fleet"] = Proc("fleet", [py, "-m", "e2e.fleet", str(self.workdir / "fleet.json")],
+                                   self.workdir, env)
+        line = await self.procs["fleet"].wait_for_line("fleet emulator listening on", 60)
+        self.wall0 = time.time()
+        self.fleet_url = line.rsplit(" ", 1)[1]
+        await self.apply(ias_objs)
+
+        ctx = ssl.create_default_context(cafile=str(pki.serving_ca.path))
+        ctx.load_cert_chain(str(pki.proxy_client.cert), str(pki.proxy_client.key))
+        for pool, actuation in sc.pools:
+            if actuation == "HPA":
+                self.hpa[pool] = HPAEmulator(pool, f"https://127.0.0.1:{eport}", ctx, self.apps,
+                                             sc.wall(sc.hpa_sync_s), max_replicas=sc.max_replicas)
+                self._tasks.append(asyncio.create_task(self.hpa[pool].run(), name=f"hpa {pool}"))
+        self._tasks.append(asyncio.create_task(self._record(), name="status recorder"))
+
+    async def apply(self, objs: list[dict[str, Any]]) -> None:
+        """Create objects (namespace, pool, Deployments, InferenceAutoscalers) through the API."""
+        from kubernetes_asyncio import client, utils
+
+        for obj in objs:
+            if obj["kind"] in ("InferencePool", "InferenceAutoscaler"):
+                group, version = obj["apiVersion"].split("/")
+                plural = "inferencepools" if obj["kind"] == "InferencePool" else "inferenceautoscalers"
+                await self.custom.create_namespaced_custom_object(group, version, NAMESPACE, plural, obj)
+            else:
+                await utils.create_from_dict(self._api, obj)
+        del client
+
+    # -------------------------------------------------------------------------------- observe
+
+    async def _record(self) -> None:
+        last: dict[str, tuple[str, ...]] = {}
+        while True:
+            with contextlib.suppress(Exception):
+                lst = await self.custom.list_namespaced_custom_object(
+                    "autoscaler.inference.dev", "v1alpha1", NAMESPACE, "inferenceautoscalers")
+                now = time.time()
+                for obj in lst["items"]:
+                    st = obj.get("status") or {}
+                    sm = st.get("summary") or {}
+                    row = StatusRow(now, self.sim_time(now), obj["metadata"]["name"], sm.get("prefill", "-"),
+                                    sm.get("decode", "-"), sm.get("ttft", "-"),
+                                    (st.get("lastDecision") or {}).get("reason", "-"))
+                    key = (row.prefill, row.decode, row.reason)
+                    if last.get(row.pool) != key:
+                        last[row.pool] = key
+                        self.history.append(row)
+                        self.snapshots.append((row.sim_t, row.pool, st))
+                        if self.on_change is not None:
+                            self.on_change(self, row)
+            await asyncio.sleep(0.25)
+
+    async def fleet_status(self) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(f"{self.fleet_url}/status") as r,
+        ):
+            data: dict[str, Any] = await r.json()
+            return data
+
+    async def wait_finished(self, timeout_s: float) -> dict[str, Any]:
+        """Wait until every pool's segment is served; returns the fleet's ground truth (``result.json``)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for name, proc in self.procs.items():
+                if not proc.alive():
+                    raise RuntimeError(f"{name} exited early:\n{proc.log_text()[-3000:]}")
+            if (await self.fleet_status())["finished"]:
+                self.result = json.loads((self.workdir / "result.json").read_text())
+                return self.result
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"the trace segment was not served within {timeout_s}s")
+
+    async def events(self, name: str) -> list[dict[str, Any]]:
+        """events.k8s.io/v1 Events about InferenceAutoscaler ``name``."""
+        from kubernetes_asyncio import client
+
+        api = client.EventsV1Api(self._api)
+        lst = await api.list_namespaced_event(NAMESPACE, field_selector=f"regarding.name={name}")
+        return [self._api.sanitize_for_serialization(e) for e in lst.items]
+
+    async def get_ias(self, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = await self.custom.get_namespaced_custom_object(
+            "autoscaler.inference.dev", "v1alpha1", NAMESPACE, "inferenceautoscalers", name)
+        return obj
+
+    async def controller_metrics(self) -> str:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(self.controller_metrics_url) as r,
+        ):
+            return await r.text()
+
+    def kubectl_get_ias(self) -> str:
+        """``kubectl get ias -n serving`` against the box (needs kubectl on PATH)."""
+        out = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", "ias", "-n", NAMESPACE],
+                             capture_output=True, text=True, timeout=30, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"kubectl get ias failed: {out.stderr.strip()}")
+        return out.stdout
+
+    # -------------------------------------------------------------------------------- stop
+
+    async def stop(self) -> None:
+        """Stop everything started, newest first; keeps the work directory only when ``E2E_KEEP`` is set."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+        self.exit_codes = {}
+        for name in ("controller", "fleet", "prometheus", "kubeemu"):
+            proc = self.procs.get(name)
+            if proc is not None:
+                self.exit_codes[name] = proc.stop()
+        if self._own_dir and not os.environ.get("E2E_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
