@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from autoscaler.controller.command import ProfilePolicy
-from tests.fixtures.controller import NS, condition, deployment, events_for, eventually, ias, pool, replicas
+from tests.fixtures.controller import condition, deployment, events_for, eventually, ias, pool, replicas
 from tests.fixtures.prometheus import (
     FaultProxy,
     OpenMetricsBuilder,
@@ -87,7 +87,7 @@ def dataset() -> OpenMetricsBuilder:
             for i, pod in enumerate(pods):
                 _counters(b, ns, pod)
                 target = role == bad_role and i == idx
-                if ns in ("clean", *clean_too) or not target and ns not in ("stale", "ancient", "empty"):
+                if ns in ("clean", *clean_too) or (not target and ns not in ("stale", "ancient", "empty")):
                     _gauges(b, ns, pod, GAUGE_TIMES)
                     continue
                 if ns in ("stale", "ancient", "empty") and role != bad_role:
