@@ -138,13 +138,17 @@ def main() -> int:
             url = line.rsplit(" ", 1)[1].strip()
             asyncio.run(bench._populate(url, args.n, args.interval))
             time.sleep(2.0)
-            worker = subprocess.Popen(
-                [sys.executable, __file__, "--worker", "--kubeconfig", kubeconfig,
-                 "--duration", str(args.duration)],
-                cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env,
-            )
-            assert worker.stdout is not None
-            worker.stdout.readline()  # "started": caches synced
+            # The worker's stdout (its JSON logs, then the result) goes to a file: a pipe nobody drains
+            # would fill up and block the controller on its next log line.
+            out_path = Path(tmp) / "worker.out"
+            with out_path.open("w") as sink:
+                worker = subprocess.Popen(
+                    [sys.executable, __file__, "--worker", "--kubeconfig", kubeconfig,
+                     "--duration", str(args.duration)],
+                    cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, text=True, env=env,
+                )
+            while worker.poll() is None and '"event": "started"' not in out_path.read_text():
+                time.sleep(0.2)  # caches synced
             t0 = time.monotonic()
             samples: list[tuple[float, float]] = []
             while worker.poll() is None:
@@ -153,7 +157,8 @@ def main() -> int:
                 except (FileNotFoundError, ProcessLookupError):
                     break
                 time.sleep(5.0)
-            out = worker.stdout.read().strip().splitlines()
+            worker.wait()
+            out = out_path.read_text().strip().splitlines()
             result: dict[str, Any] = json.loads(out[-1])
         finally:
             if worker is not None and worker.poll() is None:
