@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv prometheus demo test lint crd docs e2e clean
+.PHONY: venv prometheus demo test lint audit crd docs e2e clean
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -47,6 +47,20 @@ lint: venv
 	$(VENV)/bin/lint-imports
 	$(PY) -m autoscaler crd | diff -u crds/autoscaler.inference.dev_inferenceautoscalers.yaml - \
 	  || { echo "crds/ is stale: run make crd"; exit 1; }
+	@$(MAKE) --no-print-directory audit
+
+# Dependency audit (pip-audit, from the dev extra) of the installed environment against PyPI's advisory data.
+# A known vulnerability fails lint. pip-audit failing for any other reason (no network, index unreachable)
+# only warns: an outage of the advisory service must not block unrelated changes. Packages it cannot look up
+# (e.g. served from a private mirror) are listed with their skip reason and counted in a warning.
+audit: venv
+	@out=$$($(VENV)/bin/pip-audit --progress-spinner off --skip-editable 2>&1); status=$$?; echo "$$out"; \
+	skipped=$$(echo "$$out" | grep -c "could not be audited"); \
+	if [ $$skipped -gt 0 ]; then echo "pip-audit: warning: $$skipped package(s) could not be audited"; fi; \
+	if [ $$status -ne 0 ]; then \
+	  if echo "$$out" | grep -qiE "found [0-9]+ known vulnerabilit"; then exit 1; fi; \
+	  echo "pip-audit: warning: the audit did not run (exit $$status); not failing lint on it"; \
+	fi
 
 crd: venv
 	$(PY) -m autoscaler crd > crds/autoscaler.inference.dev_inferenceautoscalers.yaml

@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.prometheus",
     "tests.fixtures.sim_doubles",
     "tests.fixtures.controller",
+    "tests.fixtures.reliability",
 ]

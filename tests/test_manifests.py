@@ -42,17 +42,17 @@ LEASE_NAME = "inference-autoscaler"
 # (role kind, namespace or "", apiGroup, resource, resourceName or "", verb): the base's whole grant. This is the
 # anchor of the RBAC audit: change it only together with the manifests and the table in docs/security.md.
 _CLUSTER = [
-    ("autoscaler.inference.dev", "inferenceautoscalers", "get list watch"),
-    ("autoscaler.inference.dev", "inferenceautoscalers/status", "patch update"),
-    ("inference.networking.k8s.io", "inferencepools", "get list watch"),
-    ("inference.networking.x-k8s.io", "inferencepools", "get list watch"),
-    ("apps", "deployments", "get list watch"),
-    ("apps", "statefulsets", "get list watch"),
-    ("apps", "deployments/scale", "get patch update"),
-    ("apps", "statefulsets/scale", "get patch update"),
-    ("leaderworkerset.x-k8s.io", "leaderworkersets", "get list watch"),
-    ("leaderworkerset.x-k8s.io", "leaderworkersets/scale", "get patch update"),
-    ("", "pods", "get list watch"),
+    ("autoscaler.inference.dev", "inferenceautoscalers", "list watch"),
+    ("autoscaler.inference.dev", "inferenceautoscalers/status", "patch"),
+    ("inference.networking.k8s.io", "inferencepools", "list watch"),
+    ("inference.networking.x-k8s.io", "inferencepools", "list watch"),
+    ("apps", "deployments", "list watch"),
+    ("apps", "statefulsets", "list watch"),
+    ("apps", "deployments/scale", "patch"),
+    ("apps", "statefulsets/scale", "patch"),
+    ("leaderworkerset.x-k8s.io", "leaderworkersets", "list watch"),
+    ("leaderworkerset.x-k8s.io", "leaderworkersets/scale", "patch"),
+    ("", "pods", "list watch"),
     ("events.k8s.io", "events", "create patch"),
 ]
 BASE_GRANTS = {

@@ -12,6 +12,7 @@ clusters where the CRD was installed without the rules, and so the tests can che
 
 from __future__ import annotations
 
+import copy
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -59,6 +60,7 @@ __all__ = [
     "ScalingRules",
     "StatusSummary",
     "parse_spec",
+    "parse_spec_from_cluster",
 ]
 
 GROUP = "autoscaler.inference.dev"
@@ -680,3 +682,38 @@ def parse_spec(raw: Any, *, source: str = "") -> InferenceAutoscalerSpec:
         return InferenceAutoscalerSpec.model_validate(raw)
     except ValidationError as err:
         raise InvalidSpecError(validation_problems(err, "spec"), source=source) from None
+
+
+def parse_spec_from_cluster(raw: Any, *, source: str = "") -> tuple[InferenceAutoscalerSpec, tuple[str, ...]]:
+    """Validate a ``spec`` read back from the API server, ignoring fields this version does not know.
+
+    The API server has already validated the object against the installed CRD, so a field unknown here
+    comes from a newer CRD (an upgrade rolled out before the controller): like every Kubernetes client,
+    this version ignores it rather than stop managing the resource. Any other problem is still an error.
+
+    Returns:
+        (spec, field paths that were ignored, e.g. ``("spec.newField",)``).
+
+    Raises:
+        InvalidSpecError: as :func:`parse_spec`, when anything but unknown fields is wrong.
+    """
+    try:
+        return InferenceAutoscalerSpec.model_validate(raw), ()
+    except ValidationError as err:
+        errors = err.errors(include_url=False)
+        if not errors or any(e["type"] != "extra_forbidden" for e in errors):
+            raise InvalidSpecError(validation_problems(err, "spec"), source=source) from None
+    pruned = copy.deepcopy(raw)
+    ignored: list[str] = []
+    for e in errors:
+        *parents, leaf = e["loc"]
+        node: Any = pruned
+        for key in parents:
+            node = node[key]
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+        ignored.append(_field_path("spec", tuple(e["loc"])))
+    try:
+        return InferenceAutoscalerSpec.model_validate(pruned), tuple(ignored)
+    except ValidationError as err2:
+        raise InvalidSpecError(validation_problems(err2, "spec"), source=source) from None

@@ -30,7 +30,7 @@ from autoscaler.api.v1alpha1 import (
     Actuation,
     InferenceAutoscalerSpec,
     ManualChangePolicy,
-    parse_spec,
+    parse_spec_from_cluster,
 )
 from autoscaler.core.types import DataFlag, Decision, Observation, Policy, ReasonCode, Role, RoleObservation
 from autoscaler.errors import InvalidSpecError, PermanentError
@@ -181,6 +181,7 @@ class ResourceMemory:
         applied: replicas per role that the controller last set (or adopted as baseline at start).
         paused_until: per role, Unix seconds until which a manual change is respected.
         failures: consecutive reconciles that ended in a temporary error (drives backoff).
+        ignored_reported: spec generation whose ignored (unknown) fields were last reported in an Event.
     """
 
     generation: int | None = None
@@ -189,6 +190,7 @@ class ResourceMemory:
     applied: dict[Role, int] = field(default_factory=dict)
     paused_until: dict[Role, float] = field(default_factory=dict)
     failures: int = 0
+    ignored_reported: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------- conditions
@@ -330,7 +332,7 @@ class Reconciler:
 
         # 1. validate
         try:
-            spec = parse_spec(obj.get("spec"), source=f"InferenceAutoscaler {key}")
+            spec, ignored = parse_spec_from_cluster(obj.get("spec"), source=f"InferenceAutoscaler {key}")
         except InvalidSpecError as err:
             self.count_error("spec")
             message = "; ".join(f"{path}: {msg}" for path, msg in err.problems)
@@ -339,6 +341,18 @@ class Reconciler:
             bound.info("invalid spec", problems=len(err.problems))
             return 60.0  # a fixed spec arrives through the watch and wakes the worker at once
         interval = spec.control_interval_s
+        if ignored and mem.ignored_reported != generation:
+            # A newer CRD added fields this version does not know: keep managing, and say once per
+            # generation what is ignored (not every tick: a steady resource costs no writes).
+            mem.ignored_reported = generation
+            await self.events.record(
+                obj,
+                type_="Warning",
+                reason="UnknownFields",
+                action="Validate",
+                note=f"ignored by this controller version (upgrade it to use them): {', '.join(ignored)}",
+                gate=self.may_write,
+            )
 
         # 2. resolve targets
         try:
@@ -356,6 +370,10 @@ class Reconciler:
         except (ResolutionError, NotFoundError) as err:
             self.count_error("kube")
             reason = err.reason if isinstance(err, ResolutionError) else "TargetNotFound"
+            # A target that comes back is a new object: adopt its replicas as the baseline rather than
+            # mistake the difference for a manual change (which would pause the role).
+            mem.applied.clear()
+            mem.paused_until.clear()
             out.conditions["TargetsResolved"] = ("False", reason, str(err))
             out.conditions["Ready"] = ("False", reason, str(err))
             await self._finish(obj, out, generation, now, spec)
