@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip setuptools
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
