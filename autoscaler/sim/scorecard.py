@@ -282,14 +282,19 @@ def run_item(item: GridItem) -> Point:
 
 
 class OracleStart:
-    """Initial fleet: what the first five minutes need, so no policy starts with a cold-start handicap."""
+    """Initial fleet: the most the first lead time (cold start + interval) needs, by the capacity model, so
+    no policy starts with a cold-start handicap it could not have avoided (a replica asked for at t=0 only
+    serves after the cold start)."""
 
     @staticmethod
     def first_need(trace: Any, profile: PerformanceProfile, spec: InferenceAutoscalerSpec) -> dict[Role, int]:
         from autoscaler.sim.oracle import OraclePolicy
 
-        table = OraclePolicy(trace, profile, window_s=300.0).initial_state(spec, 0.0)
-        return {role: max(1, int(v[0])) for role, v in table.items()}
+        window = 60.0
+        table = OraclePolicy(trace, profile, window_s=window).initial_state(spec, 0.0)
+        lead = profile.cold_start_s + spec.control_interval_s
+        last = int(lead // window) + 1
+        return {role: max(1, int(v[:last].max())) for role, v in table.items()}
 
 
 def run_grid(items: Sequence[GridItem], jobs: int = 2, shard: tuple[int, int] = (0, 1)) -> list[Point]:
