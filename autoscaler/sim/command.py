@@ -18,8 +18,8 @@ from autoscaler.catalog import load_profile
 from autoscaler.core.types import Role
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, RoleShape, RouterKind, SimConfig
-from autoscaler.sim.engine import SimResult, simulate
 from autoscaler.sim.core_policies import CorePolicy
+from autoscaler.sim.engine import SimResult, simulate
 from autoscaler.sim.policies import StaticPolicy, policy_from_string, policy_names
 from autoscaler.sim.report import render_html, summary_rows
 from autoscaler.sim.traces import Trace, bundled_trace_names, bundled_trace_path, load_trace
