@@ -113,7 +113,8 @@ def test_ttft_rises_with_load_and_capacity_meets_target() -> None:
     lam = prefill_capacity(P, 1.0, 1000.0, 0.95)
     assert 0 < lam < 1 / P.prefill_time_s(1000.0)
     assert predicted_ttft(P, lam, 1000.0, 0.95) == pytest.approx(1.0, rel=1e-3)
-    assert predicted_ttft(P, 1.0 / P.prefill_time_s(1000.0), 1000.0, 0.95) == math.inf
+    # saturation is at 1/E[S] over the length distribution: twice the mean-length rate is past it
+    assert predicted_ttft(P, 2.0 / P.prefill_time_s(1000.0), 1000.0, 0.95) == math.inf
 
 
 def test_prefill_capacity_zero_when_target_unreachable() -> None:
@@ -264,3 +265,21 @@ def test_bounds_limited_is_not_budget_limited() -> None:
     roles = [RoleNeed(200.0, 1, 10, (Option("H100", 4.0, 16.0),))]
     plan = solve(roles, budget=10_000.0)
     assert plan.limited and not plan.budget_limited and plan.totals() == (10,)
+
+
+def test_pooled_prefill_queue_has_economy_of_scale_and_sizing_is_tight() -> None:
+    from autoscaler.core.capacity import erlang_c, prefill_replicas, ttft_quantile
+
+    # Erlang C: known value (2 servers, 1 erlang → 1/3) and the limits
+    assert erlang_c(2, 1.0) == pytest.approx(1.0 / 3.0)
+    assert erlang_c(4, 0.0) == 0.0 and erlang_c(3, 3.0) == 1.0
+    per = 3.0  # requests/s per replica
+    t4, t16 = ttft_quantile(P, 4, 4 * per, 1000.0, 0.95), ttft_quantile(P, 16, 16 * per, 1000.0, 0.95)
+    assert t16 < t4  # the same per-replica load queues less on a bigger pooled fleet
+    n = prefill_replicas(P, 1.0, 40.0, 1000.0, 0.95)
+    assert ttft_quantile(P, int(n), 40.0, 1000.0, 0.95) <= 1.0 < ttft_quantile(P, int(n) - 1, 40.0, 1000.0, 0.95)
+    # a target below what an idle replica achieves: bounded (almost nobody waits), not infinite
+    floor = ttft_quantile(P, 1, 0.0, 1000.0, 0.95)
+    tight = prefill_replicas(P, floor * 0.9, 40.0, 1000.0, 0.95)
+    assert n <= tight < math.inf
+    assert erlang_c(int(tight), 40.0 * P.prefill_time_s(1000.0)) <= 0.1 * 0.05 + 1e-9 or tight == n

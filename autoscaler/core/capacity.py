@@ -33,8 +33,12 @@ only from clean data at a steady fleet; sizing divides the target by ``c``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
+
+import numpy as np
+from scipy.stats import gamma as _gamma
 
 from autoscaler.core.profile import PerformanceProfile
 
@@ -44,9 +48,12 @@ __all__ = [
     "decode_batch_limit",
     "decode_capacity",
     "decode_concurrency",
+    "erlang_c",
     "predicted_itl",
     "predicted_ttft",
     "prefill_capacity",
+    "prefill_replicas",
+    "ttft_quantile",
     "update_correction",
 ]
 
@@ -84,11 +91,164 @@ class ModelParams:
         prompt_cv2: squared coefficient of variation of prefill service time (1 = exponential lengths).
         kv_fill: fraction of the KV cache planned to be used (the rest absorbs variation), 0–1.
         disaggregated: add the prefill→decode KV transfer to TTFT.
+        pooled: the router balances prefill work across replicas (least outstanding requests, as the
+            Gateway's endpoint picker and the twin do), so ``n`` replicas queue like one M/G/n system rather
+            than ``n`` separate M/G/1 queues (False: independent queues, for random routing).
+        length_nodes: quadrature points of the prompt-length distribution (Gamma with mean ``L̄`` and
+            squared CV ``prompt_cv2``) used for the TTFT quantile.
+        floor_wait_share: when a TTFT target is below what even an idle replica achieves, more replicas
+            cannot meet it; prefill is then sized so that at most this share of the allowed tail ``1 − p``
+            waits at all (``ErlangC(n, λE[S]) ≤ share · (1 − p)``) instead of growing without bound.
     """
 
     prompt_cv2: float = 1.0
     kv_fill: float = 0.9
     disaggregated: bool = True
+    pooled: bool = True
+    length_nodes: int = 48
+    floor_wait_share: float = 0.1
+
+
+def erlang_c(servers: int, offered: float) -> float:
+    """Probability that an arrival waits in an M/M/``servers`` queue with ``offered`` = λ·E[S] erlangs
+    (1 when ``offered ≥ servers``). Computed with the Erlang-B recursion, stable for large ``servers``."""
+    if servers <= 0 or offered >= servers:
+        return 1.0
+    if offered <= 0:
+        return 0.0
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered * b / (k + offered * b)
+    rho = offered / servers
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def _length_nodes(mean_prompt: float, cv2: float, nodes: int) -> np.ndarray:
+    """Equal-probability quadrature nodes of a Gamma(mean ``mean_prompt``, squared CV ``cv2``) length."""
+    u = (np.arange(nodes) + 0.5) / nodes
+    if cv2 <= 0.0:
+        return np.full(nodes, float(mean_prompt))
+    shape = 1.0 / cv2
+    return np.asarray(_gamma.ppf(u, shape, scale=mean_prompt / shape), dtype=float)
+
+
+def _ttft_terms(
+    profile: PerformanceProfile, mean_prompt: float, params: ModelParams
+) -> tuple[np.ndarray, float, float]:
+    """Per-node no-wait TTFT (prefill + KV transfer + first decode step), E[S] and squared CV of S."""
+    lengths = _length_nodes(max(1.0, mean_prompt), params.prompt_cv2, params.length_nodes)
+    s = np.array([profile.prefill_time_s(float(x)) for x in lengths])
+    base = s + profile.decode_step_s(1, mean_prompt)
+    if params.disaggregated:
+        base = base + np.array([profile.kv_transfer_s(float(x)) for x in lengths])
+    es = float(s.mean())
+    cs2 = float((s * s).mean()) / (es * es) - 1.0 if es > 0 else 0.0
+    return base, es, max(0.0, cs2)
+
+
+def ttft_quantile(
+    profile: PerformanceProfile,
+    replicas: int,
+    arrival_rate: float,
+    mean_prompt: float,
+    quantile: float,
+    params: ModelParams = ModelParams(),
+) -> float:
+    """TTFT at ``quantile`` for ``replicas`` prefill replicas sharing ``arrival_rate`` requests/s (seconds;
+    inf when overloaded or ``replicas`` ≤ 0).
+
+    Pooled (M/G/n, Allen–Cunneen): an arrival waits with probability ``C = ErlangC(n, λE[S])`` and the wait,
+    given that it waits, is exponential with rate ``θ = (n/E[S] − λ) · 2/(1 + c_s²)``. The TTFT is that wait
+    plus the request's own no-wait time ``b(L) = prefill(L) + kv_transfer(L) + decode_step(1, L̄)``, so::
+
+        P(TTFT > x) = E_L[ 1{x < b(L)} + 1{x ≥ b(L)} · C · exp(−θ (x − b(L))) ]
+
+    and the quantile solves ``P(TTFT > x) = 1 − p`` (bisection; ``E_L`` over equal-probability Gamma nodes).
+    With ``params.pooled`` False each replica is its own M/G/1 queue at ``λ/n``.
+    """
+    if replicas <= 0:
+        return math.inf if arrival_rate > 0 else 0.0
+    terms = _ttft_terms(profile, mean_prompt, params)
+    if params.pooled:
+        return _ttft_q(terms, replicas, arrival_rate, quantile)
+    return _ttft_q(terms, 1, arrival_rate / replicas, quantile)
+
+
+def _ttft_q(terms: tuple[np.ndarray, float, float], servers: int, lam: float, quantile: float) -> float:
+    base, es, cs2 = terms
+    offered = lam * es
+    if offered >= servers:
+        return math.inf
+    c = erlang_c(servers, offered) if lam > 0 else 0.0
+    target_tail = 1.0 - quantile
+    lo, hi = float(base.min()), float(base.max())
+    if c <= 0.0 or es <= 0:
+        # no waiting: the quantile of the no-wait time itself
+        return float(np.quantile(base, quantile))
+    theta = (servers / es - lam) * 2.0 / (1.0 + cs2)
+
+    def tail(x: float) -> float:
+        w = x - base
+        return float(np.where(w < 0.0, 1.0, c * np.exp(-theta * np.maximum(w, 0.0))).mean())
+
+    hi += max(0.0, math.log(c / target_tail)) / theta + 1e-9
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if tail(mid) > target_tail:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def prefill_replicas(
+    profile: PerformanceProfile,
+    target_s: float,
+    arrival_rate: float,
+    mean_prompt: float,
+    quantile: float,
+    params: ModelParams = ModelParams(),
+    limit: int = 100_000,
+) -> float:
+    """Fewest prefill replicas with ``ttft_quantile ≤ target_s`` at ``arrival_rate`` (0 at no load; inf
+    when more than ``limit`` would be needed). When even an idle replica misses ``target_s``, the fewest
+    replicas at which almost no request waits (``ModelParams.floor_wait_share``)."""
+    if arrival_rate <= 0:
+        return 0.0
+    terms = _ttft_terms(profile, mean_prompt, params)
+    feasible = _ttft_q(terms, 1, 0.0, quantile) <= target_s
+
+    def too_slow(n: int) -> bool:
+        if params.pooled:
+            return _ttft_q(terms, n, arrival_rate, quantile) > target_s
+        return _ttft_q(terms, 1, arrival_rate / n, quantile) > target_s
+
+    def waits(n: int) -> bool:
+        servers, lam_n = (n, arrival_rate) if params.pooled else (1, arrival_rate / n)
+        return erlang_c(servers, lam_n * terms[1]) > params.floor_wait_share * (1.0 - quantile)
+
+    n0 = max(1, math.floor(arrival_rate * terms[1]) + 1)  # the smallest stable fleet
+    # beyond the fleet where almost nobody waits, replicas buy nothing: that bounds the answer
+    best = _first_false(waits, n0, limit)
+    if feasible:
+        best = min(best, _first_false(too_slow, n0, limit))
+    return best
+
+
+def _first_false(pred: Callable[[int], bool], start: int, limit: int) -> float:
+    """Smallest integer n ≥ start with ``pred(n)`` false (``pred`` falls with n); inf beyond ``limit``."""
+    lo, hi = start - 1, start
+    while pred(hi):
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return math.inf
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            lo = mid
+        else:
+            hi = mid
+    return float(hi)
 
 
 def predicted_ttft(
@@ -99,19 +259,8 @@ def predicted_ttft(
     params: ModelParams = ModelParams(),
 ) -> float:
     """TTFT at ``quantile`` for one prefill replica receiving ``rate_per_replica`` requests/s (seconds, inf
-    when overloaded)."""
-    s = profile.prefill_time_s(mean_prompt)
-    tail = 1.0 + math.sqrt(params.prompt_cv2) * (-math.log(1.0 - quantile) - 1.0)
-    base = profile.prefill_time_s(mean_prompt * max(1.0, tail))
-    if params.disaggregated:
-        base += profile.kv_transfer_s(mean_prompt)
-    rho = rate_per_replica * s
-    if rho >= 1.0:
-        return math.inf
-    if rho <= 1.0 - quantile or rho <= 0.0:
-        return base
-    mean_wait = rate_per_replica * s * s * (1.0 + params.prompt_cv2) / (2.0 * (1.0 - rho))
-    return base + (mean_wait / rho) * math.log(rho / (1.0 - quantile))
+    when overloaded): :func:`ttft_quantile` with one replica."""
+    return ttft_quantile(profile, 1, rate_per_replica, mean_prompt, quantile, params)
 
 
 def prefill_capacity(

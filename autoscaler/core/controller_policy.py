@@ -21,8 +21,9 @@ from autoscaler.core.capacity import (
     decode_capacity,
     decode_concurrency,
     predicted_itl,
-    predicted_ttft,
     prefill_capacity,
+    prefill_replicas,
+    ttft_quantile,
     update_correction,
 )
 from autoscaler.core.forecast import Forecast, ForecastConfig, SeriesState, forecast, initial_series, update
@@ -72,6 +73,8 @@ class Tuning:
         min_rate_for_learning: requests/s below which latencies are not used to learn.
         forecast_bucket_s: Holt-Winters bucket width, seconds (default: season/288, at least the interval).
         ewma_tau_s: EWMA time constant, seconds.
+        forecast_max_band: cap on the forecast's upper band, log units (0.4 ≈ +50 % over the point
+            forecast).
     """
 
     headroom: float = 0.8
@@ -81,6 +84,7 @@ class Tuning:
     min_rate_for_learning: float = 0.05
     forecast_bucket_s: float | None = None
     ewma_tau_s: float = 60.0
+    forecast_max_band: float = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,7 @@ def forecast_config(
         ewma_tau_s=tuning.ewma_tau_s,
         max_history=max_history,
         refit_every=max(96, season_buckets),
+        max_band=tuning.forecast_max_band,
     )
 
 
@@ -341,12 +346,19 @@ def decide(
     # 2. learn the correction at a steady, trusted fleet -------------------------------------------------
     c_ttft, c_itl = state.ttft_correction, state.itl_correction
     busy = now_demand.arrival_rate >= tuning.min_rate_for_learning
+    # In disaggregated serving a request's TTFT also waits for a decode slot: while the decode role has
+    # a queue, TTFT measures decode congestion, not the prefill model, so nothing is learned
+    # from it and the TTFT error is charged to the decode role (below).
+    dec = obs_roles.get(Role.DECODE)
+    # congested: more than one request waiting per ready decode replica (a momentary 1–2 is admission noise)
+    decode_congested = dec is not None and (dec.queue_depth or 0.0) > max(1, dec.ready)
+    steady = all(ro.starting == 0 and ro.trustworthy for ro in obs_roles.values()) and not decode_congested
     for role, ro in obs_roles.items():
-        if not busy or not ro.trustworthy or ro.starting > 0 or ro.ready <= 0:
+        if not busy or not steady or ro.ready <= 0:
             continue
         if role in (Role.PREFILL, Role.BOTH) and ro.ttft is not None:
-            pred = predicted_ttft(
-                profile, now_demand.arrival_rate / ro.ready, now_demand.mean_prompt, q_ttft, model
+            pred = ttft_quantile(
+                profile, ro.ready, now_demand.arrival_rate, now_demand.mean_prompt, q_ttft, model
             )
             c_ttft = update_correction(c_ttft, ro.ttft, pred, tuning.correction_gain)
         if role in (Role.DECODE, Role.BOTH) and ro.itl is not None:
@@ -362,8 +374,13 @@ def decide(
         hold = (not ro.trustworthy) or ro.starting > 0 or rst.limited or not busy
         if role == Role.PREFILL:
             meas, sp = ro.ttft, tuning.headroom * ttft_t
+            hold = hold or decode_congested
         elif role == Role.DECODE:
             meas, sp = ro.itl, tuning.headroom * itl_t
+            pre = obs_roles.get(Role.PREFILL)
+            if decode_congested and pre is not None and pre.ttft is not None and meas is not None:
+                # TTFT is late because prefilled requests wait for a decode slot: the decode role is short
+                meas = max(meas, sp * pre.ttft / (tuning.headroom * ttft_t))
         else:
             ratios = [
                 v
@@ -379,12 +396,19 @@ def decide(
     eff_ttft = tuning.headroom * ttft_t / c_ttft
     eff_itl = tuning.headroom * itl_t / c_itl
 
+    def prefill_rate_per_replica(prof: PerformanceProfile, ttft_target: float) -> float:
+        # requests/s per replica at this load: the pooled queue's capacity grows with the fleet
+        if demand.arrival_rate <= 0:
+            return prefill_capacity(prof, ttft_target, demand.mean_prompt, q_ttft, model)
+        n = prefill_replicas(prof, ttft_target, demand.arrival_rate, demand.mean_prompt, q_ttft, model)
+        return demand.arrival_rate / n if 0 < n < math.inf else 0.0
+
     def role_caps(role: Role, prof: PerformanceProfile, ttft_target: float, itl_target: float) -> float:
         if role == Role.PREFILL:
-            return prefill_capacity(prof, ttft_target, demand.mean_prompt, q_ttft, model)
+            return prefill_rate_per_replica(prof, ttft_target)
         if role == Role.DECODE:
             return decode_capacity(prof, itl_target, demand, q_itl, model)
-        lam = prefill_capacity(prof, ttft_target, demand.mean_prompt, q_ttft, model)
+        lam = prefill_rate_per_replica(prof, ttft_target)
         tok = decode_capacity(prof, itl_target, demand, q_itl, model)
         if lam <= 0 or tok <= 0:
             return 0.0
@@ -398,12 +422,14 @@ def decide(
             cap = role_caps(role, prof, eff_ttft, eff_itl)
             opts.append(Option(name, cap if math.isfinite(cap) else 1e12, price * rs.gpus_per_replica))
         # backlog terms: work already in the system that throughput-based rates do not show (a saturated
-        # role's output rate understates its demand): queued prompts must drain within the TTFT target,
-        # and every sequence in flight needs a decode slot at the ITL target
+        # role's output rate understates its demand): queued prompts must be drained by the capacity asked
+        # for now, which serves only after the lead time h (so q·S/h replicas; draining "within the TTFT
+        # target" would ask for capacity that arrives too late to help and then sits idle), and every
+        # sequence in flight needs a decode slot at the ITL target
         ro = obs_roles[role]
         backlog = 0.0
         if role in (Role.PREFILL, Role.BOTH) and ro.queue_depth:
-            backlog += ro.queue_depth * profile.prefill_time_s(demand.mean_prompt) / eff_ttft
+            backlog += ro.queue_depth * profile.prefill_time_s(demand.mean_prompt) / cfg.horizon_s
         if role in (Role.DECODE, Role.BOTH):
             m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
             in_flight = (ro.running or 0.0) + (ro.queue_depth or 0.0 if role == Role.DECODE else 0.0)
@@ -446,12 +472,13 @@ def decide(
             return check.arrival_rate <= 0
         if role == Role.PREFILL:
             return (
-                c_ttft * predicted_ttft(profile, check.arrival_rate / n, check.mean_prompt, q_ttft, model)
+                c_ttft * ttft_quantile(profile, n, check.arrival_rate, check.mean_prompt, q_ttft, model)
                 <= ttft_t
             )
         if role == Role.DECODE:
             return c_itl * predicted_itl(profile, n, check, q_itl, model) <= itl_t
-        lam = prefill_capacity(profile, ttft_t / c_ttft, check.mean_prompt, q_ttft, model)
+        n_pre = prefill_replicas(profile, ttft_t / c_ttft, check.arrival_rate, check.mean_prompt, q_ttft, model)
+        lam = check.arrival_rate / n_pre if 0 < n_pre < math.inf else 0.0
         tok = decode_capacity(profile, itl_t / c_itl, check, q_itl, model)
         return lam > 0 and tok > 0 and check.arrival_rate / lam + check.generation_tokens_rate / tok <= n
 
@@ -571,21 +598,18 @@ def _predict(
     """Corrected TTFT and ITL percentiles the model expects at ``desired`` under ``d`` (None if unbounded)."""
     if Role.BOTH in desired:
         n = desired[Role.BOTH]
-        lam = prefill_capacity(profile, 1e9, d.mean_prompt, q_ttft, model)
         share_decode = d.generation_tokens_rate / max(1e-9, decode_capacity(profile, 1e9, d, q_itl, model))
         prefill_n = max(1e-9, n - share_decode) if n > 0 else 0.0
-        del lam
+        # the prefill share of a time-shared fleet: its rate per equivalent replica, as one queue each
         ttft = (
-            predicted_ttft(profile, d.arrival_rate / prefill_n, d.mean_prompt, q_ttft, model)
+            ttft_quantile(profile, 1, d.arrival_rate / prefill_n, d.mean_prompt, q_ttft, model)
             if prefill_n
             else math.inf
         )
         itl = predicted_itl(profile, n, d, q_itl, model)
     else:
         n_p, n_d = desired.get(Role.PREFILL, 0), desired.get(Role.DECODE, 0)
-        ttft = (
-            predicted_ttft(profile, d.arrival_rate / n_p, d.mean_prompt, q_ttft, model) if n_p else math.inf
-        )
+        ttft = ttft_quantile(profile, n_p, d.arrival_rate, d.mean_prompt, q_ttft, model) if n_p else math.inf
         itl = predicted_itl(profile, n_d, d, q_itl, model)
     t = ttft * c_ttft if math.isfinite(ttft) else None
     i = itl * c_itl if math.isfinite(itl) else None

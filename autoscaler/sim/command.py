@@ -18,6 +18,7 @@ from autoscaler.catalog import load_profile
 from autoscaler.core.types import Role
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, RoleShape, RouterKind, SimConfig
+from autoscaler.sim.core_policies import CorePolicy
 from autoscaler.sim.engine import SimResult, simulate
 from autoscaler.sim.policies import StaticPolicy, policy_from_string, policy_names
 from autoscaler.sim.report import render_html, summary_rows
@@ -182,10 +183,13 @@ def run_simulate(args: argparse.Namespace) -> int:
         rate_window_s=max(60.0, 2 * min(15.0, interval)), router=RouterKind(args.router),
     )
     profile = load_profile(args.profile)
+    spec = None
+    if isinstance(policy, CorePolicy):
+        policy, spec = policy.bind(profile, config)
     trace = _load_trace(args)
     progress = _Progress() if not args.quiet else None
     t0 = time.perf_counter()
-    result = simulate(trace, profile, config, policy, seed=args.seed, progress=progress)
+    result = simulate(trace, profile, config, policy, spec, seed=args.seed, progress=progress)
     wall = time.perf_counter() - t0
     if progress is not None:
         progress.done()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec
-from autoscaler.core.capacity import Demand, ModelParams, decode_capacity, prefill_capacity
+from autoscaler.core.capacity import Demand, ModelParams, decode_capacity, prefill_replicas
 from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.types import Decision, Observation, Reason, ReasonCode, Role
 
@@ -67,9 +67,8 @@ class OraclePolicy:
             d = Demand(self.rate[w], self.prompt[w], self.output[w])
             if d.arrival_rate <= 0:
                 continue
-            lam = prefill_capacity(self.profile, t_t, d.mean_prompt, q_t, model)
+            p = prefill_replicas(self.profile, t_t, d.arrival_rate, d.mean_prompt, q_t, model)
             tok = decode_capacity(self.profile, t_i, d, q_i, model)
-            p = d.arrival_rate / lam if lam > 0 else math.inf
             g = d.generation_tokens_rate / tok if tok > 0 else math.inf
             for r in roles:
                 need = p if r == Role.PREFILL else g if r == Role.DECODE else p + g

@@ -226,3 +226,6 @@ def _reactive_factory(options: str) -> ReactivePolicy:
 
 register_policy("static", _static_factory, "static:N | static:prefill=N,decode=M")
 register_policy("reactive", _reactive_factory, "reactive[:target=4,tolerance=0.1,min=1,window=300]")
+
+# the core's policies register themselves on import (sim may import core; core never imports sim)
+from autoscaler.sim import core_policies as _core_policies  # noqa: E402,F401

@@ -64,6 +64,8 @@ class ForecastConfig:
         max_residuals: residuals kept per method for the quantile band.
         min_residuals: below this many residuals, ``default_band`` (log units) is used instead.
         default_band: band used before enough residuals exist, log units (0.1 ≈ +10 %).
+        max_band: largest band, log units (0.4 ≈ +50 %): a few large residuals — the first minutes, a
+            saturated fleet's throughput snapping back — must not multiply the provisioned demand.
     """
 
     horizon_s: float
@@ -78,6 +80,7 @@ class ForecastConfig:
     max_residuals: int = 120
     min_residuals: int = 10
     default_band: float = 0.1
+    max_band: float = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,5 +354,5 @@ def forecast(state: SeriesState, cfg: ForecastConfig) -> Forecast | None:
     mean = preds[idx]
     res = state.residuals[idx]
     band = _quantile(res, cfg.quantile) if len(res) >= cfg.min_residuals else cfg.default_band
-    upper = mean * math.exp(max(0.0, band))
+    upper = mean * math.exp(min(cfg.max_band, max(0.0, band)))
     return Forecast(mean, upper, METHODS[idx], cfg.horizon_s)
