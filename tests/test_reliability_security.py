@@ -90,12 +90,6 @@ def test_absurd_queue_depth_cannot_pass_max_or_budget(rate, queue):
     assert cost <= 100.0 + 1e-9, decision
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open finding: at 500 req/s the optimiser's plan fits the budget (prefill 5, decode 1) but the "
-    "scale-down guard then holds decode at its current 2, so the decision costs 112/h against a 100/h budget; "
-    "the fix belongs in core/controller_policy.py (see docs/reliability.md)",
-)
 def test_high_load_with_a_held_role_stays_within_budget():
     decision, cost = _plan(500.0, 1e4)
     assert cost <= 100.0 + 1e-9, decision
