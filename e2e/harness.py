@@ -430,7 +430,8 @@ class Box:
             "--health-host", "127.0.0.1", "--health-port", str(hport),
             "--external-metrics-host", "127.0.0.1", "--external-metrics-port", str(eport),
             "--tls-cert-file", str(pki.serving.cert), "--tls-key-file", str(pki.serving.key),
-            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed)], self.workdir, env)
+            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed),
+            "--record-decisions", str(self.workdir / "decisions.jsonl")], self.workdir, env)
         await http_ready(f"http://127.0.0.1:{hport}/readyz", 60, self.procs["controller"])
 
         # The fleet starts the clock: t=0 of the trace segment.

@@ -108,8 +108,9 @@ class PrometheusSettings(BaseModel):
     )
     staleness_limit_s: float = Field(
         default=60.0, gt=0,
-        description="A pod whose newest heartbeat sample is older than this is Stale, seconds. Default 60 s "
-        "is four missed scrapes at the common 15 s interval, well inside Prometheus's 5 min lookback.",
+        description="A pod whose newest heartbeat sample is older than this is Stale, seconds, unless the "
+        "PoolQuery sets its own (the controller passes spec.metrics.staleness). Default 60 s is four missed "
+        "scrapes at the common 15 s interval, well inside Prometheus's 5 min lookback.",
     )
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")
     partial_response: bool | None = Field(
@@ -467,8 +468,10 @@ class PrometheusMetricsSource:
         for sig, role in ((Signal.ARRIVALS, entry), (Signal.PROMPT_TOKENS, entry),
                           (Signal.GENERATION_TOKENS, exit_)):
             values = np.full(times.shape, np.nan)
-            if role is not None and metrics.spellings(sig):
-                promql = _history_query(group, query, role, sig)
+            first_tokens = (sig is Signal.ARRIVALS and metrics.arrivals_at_completion
+                            and role in (Role.PREFILL, Role.BOTH) and bool(metrics.spellings(Signal.TTFT)))
+            if role is not None and (metrics.spellings(sig) or first_tokens):
+                promql = _history_query(group, query, role, sig, first_tokens=first_tokens)
                 reply = await self.query_range(promql, start, end, step_s)
                 values = _matrix_to_axis(reply, times, sig.value)
             series[sig] = values
@@ -485,13 +488,20 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _history_query(group: _Group, query: PoolQuery, role: Role, sig: Signal) -> str:
+def _history_query(group: _Group, query: PoolQuery, role: Role, sig: Signal, *, first_tokens: bool = False) -> str:
+    """``sum(rate(...))`` of ``sig`` over the role's pods; ``first_tokens`` reads ``<ttft>_count`` instead
+    (arrivals of an engine that counts requests at completion, see :class:`EngineMetrics`)."""
     ns_label, pod_label = group.key.namespace_label, group.key.pod_label
     pods = query.pods_by_role.get(role, ())
     matchers = [f"{ns_label}={string_literal(query.namespace)}"]
     pool_label = query.label_overrides.get("pool")
     parts = []
-    for alt in group.metrics.spellings(sig):
+    alternatives = group.metrics.spellings(sig)
+    if first_tokens:
+        # First tokens where the TTFT histogram exists, else the completion counter.
+        alternatives = (*(tuple(f"{n}_count" for n in alt) for alt in group.metrics.spellings(Signal.TTFT)),
+                        *alternatives)
+    for alt in alternatives:
         base = [name_matcher(alt), *matchers]
         if pool_label:
             check_label_name(pool_label)
@@ -608,30 +618,32 @@ def _assemble(group: _Group, data: Mapping[str, list[_Sample]], now: float,
     out: dict[str, Observation] = {}
     for q in group.pools:
         roles = {
-            role: _role(group.metrics, q, [pods.get((q.namespace, p)) for p in names], names, now, settings)
+            role: _role(group.metrics, q, role, [pods.get((q.namespace, p)) for p in names], names, now,
+                        settings)
             for role, names in q.pods_by_role.items()
         }
         out[q.key] = Observation(time=now, roles=roles)
     return out
 
 
-def _role(metrics: EngineMetrics, q: PoolQuery, pod_data: list[_PodData | None], names: Sequence[str],
-          now: float, settings: PrometheusSettings) -> RoleObservation:
+def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodData | None],
+          names: Sequence[str], now: float, settings: PrometheusSettings) -> RoleObservation:
     flags: set[DataFlag] = set()
     notes: list[str] = []
     fresh: list[_PodData] = []
     stale, silent = [], []
+    limit = q.staleness_s if q.staleness_s is not None and q.staleness_s > 0 else settings.staleness_limit_s
     for name, d in zip(names, pod_data, strict=True):
         if d is None or d.heartbeat is None:
             silent.append(name)
-        elif not math.isfinite(d.heartbeat) or now - d.heartbeat > settings.staleness_limit_s:
+        elif not math.isfinite(d.heartbeat) or now - d.heartbeat > limit:
             stale.append(name)
         else:
             fresh.append(d)
     heartbeat = "/".join(metrics.heartbeat)
     if stale:
         flags.add(DataFlag.STALE)
-        notes.append(f"{len(stale)} pod(s) with {heartbeat} older than {settings.staleness_limit_s:g} s: "
+        notes.append(f"{len(stale)} pod(s) with {heartbeat} older than {limit:g} s: "
                      f"{', '.join(stale[:5])}")
     if silent and fresh:
         flags.add(DataFlag.PARTIAL)
@@ -692,6 +704,10 @@ def _role(metrics: EngineMetrics, q: PoolQuery, pod_data: list[_PodData | None],
         values[sig.value] = finite(sig.value, sum(rates))
 
     # Histograms: bucket rates summed over fresh pods, then Prometheus's histogram_quantile.
+    # On the entry role of an engine that counts requests at completion, arrivals are first tokens (the
+    # TTFT histogram's count), which replaces the completion counter read above.
+    first_tokens_are_arrivals = metrics.arrivals_at_completion and role in (Role.PREFILL, Role.BOTH) and bool(
+        metrics.spellings(Signal.TTFT))
     for sig in (Signal.TTFT, Signal.ITL, Signal.E2E):
         if not metrics.spellings(sig):
             notes.append(f"{sig.value}: not exported by {metrics.engine}")
@@ -708,9 +724,14 @@ def _role(metrics: EngineMetrics, q: PoolQuery, pod_data: list[_PodData | None],
             not_finite.append(sig.value)
             continue
         if summed.get(math.inf, 0.0) <= 0:
+            if sig is Signal.TTFT and first_tokens_are_arrivals:
+                values["arrival_rate"] = 0.0  # no first token in the window: nothing arrived to be served
             # No request finished in the window: the percentile is unknown, and that is not a fault.
             notes.append(f"{sig.value}: no requests in the {q.window_s:g} s window")
             continue
+        if sig is Signal.TTFT and first_tokens_are_arrivals:
+            # The +Inf bucket's rate is rate(<ttft>_count): first tokens per second.
+            values["arrival_rate"] = finite("arrival_rate", summed.get(math.inf, 0.0))
         quantile = q.percentiles.get(sig.value, settings.default_percentile)
         values[sig.value] = finite(sig.value, bucket_quantile(quantile, sorted(summed.items())))
 
