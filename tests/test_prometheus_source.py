@@ -326,6 +326,24 @@ async def test_staleness_limit_comes_from_the_query(
         assert any(f"older than {staleness_s or 60:g} s" in n for n in role.notes), role.notes
 
 
+async def test_pods_that_left_still_count_in_the_window_rates(source: PrometheusMetricsSource) -> None:
+    """A pod scaled away keeps contributing its rates (arrivals, tokens, latency buckets) while it was listed
+    within the window plus the staleness limit; gauges and freshness come from the listed pods only."""
+    both = pq("a/gone", "vllm-a", prefill=["p0", "p1"], decode=["d0"])
+    await source.observe([both], NOW - 1)
+    one = pq("a/gone", "vllm-a", prefill=["p0"], decode=["d0"])
+    pre = (await source.observe([one], NOW))["a/gone"].roles[Role.PREFILL]
+    assert pre.arrival_rate == pytest.approx(14.0) and pre.prompt_tokens_rate == pytest.approx(1500)
+    assert pre.ttft == pytest.approx(TTFT_P95, rel=1e-9)
+    assert pre.queue_depth == pytest.approx(3) and pre.reporting == 1 and not pre.flags
+    # Forgotten once listed longer ago than window + staleness (60 + 1 s here): p0 alone (10 first tokens/s).
+    stale = dataclasses.replace(pq("a/old", "vllm-a", prefill=["p0", "p1"]), staleness_s=1.0)
+    await source.observe([stale], NOW - 100)
+    alone = dataclasses.replace(pq("a/old", "vllm-a", prefill=["p0"]), staleness_s=1.0)
+    pre = (await source.observe([alone], NOW))["a/old"].roles[Role.PREFILL]
+    assert pre.arrival_rate == pytest.approx(10.0) and pre.prompt_tokens_rate == pytest.approx(1000)
+
+
 async def test_partial_role_counts_reporting_pods(source: PrometheusMetricsSource) -> None:
     role = (await source.observe([pq("f/p", "faults", both=["part0", "gone0"])], NOW))["f/p"].roles[Role.BOTH]
     assert role.reporting == 1 and role.queue_depth == pytest.approx(2)

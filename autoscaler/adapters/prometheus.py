@@ -316,6 +316,8 @@ class PrometheusMetricsSource:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._closed = False
+        # key → role → pod → Unix time it was last listed in a PoolQuery (see _remember).
+        self._listed: dict[str, dict[Role, dict[str, float]]] = {}
 
     async def __aenter__(self) -> PrometheusMetricsSource:
         return self
@@ -420,12 +422,48 @@ class PrometheusMetricsSource:
         for key, message in invalid.items():
             q = next(q for q in queries if q.key == key)
             results[key] = _failed(q, now, message)
-        outcomes = await asyncio.gather(*(self._observe_group(g, now) for g in groups))
+        departed = self._remember(queries, now)
+        outcomes = await asyncio.gather(*(self._observe_group(g, now, departed) for g in groups))
         for out in outcomes:
             results.update(out)
         return results
 
-    async def _observe_group(self, group: _Group, now: float) -> dict[str, Observation]:
+    def _remember(self, queries: Sequence[PoolQuery], now: float) -> dict[str, dict[Role, list[str]]]:
+        """Per query key and role, pods listed in an earlier query but no longer (scaled down, deleted).
+
+        Their counters and histograms still belong in the role's rates over the window: a replica removed
+        half-way through the window served its share of the load until then (and a draining one still
+        serves its last requests). Without them every scale-down would read as a drop in demand for one
+        window, inviting the next scale-down. A pod is remembered for the rate window plus the staleness
+        limit after it was last listed; it contributes only the rate series Prometheus still returns.
+        """
+        out: dict[str, dict[Role, list[str]]] = {}
+        for q in queries:
+            keep = q.window_s + (q.staleness_s if q.staleness_s else self.settings.staleness_limit_s)
+            roles = self._listed.setdefault(q.key, {})
+            for role, pods in q.pods_by_role.items():
+                seen = roles.setdefault(role, {})
+                for pod in pods:
+                    seen[pod] = now
+                for pod in [p for p, t in seen.items() if now - t > keep]:
+                    del seen[pod]
+                current = set(pods)
+                gone = sorted(p for p in seen if p not in current)
+                if gone:
+                    out.setdefault(q.key, {})[role] = gone
+        # Forget pools that are no longer queried at all once their pods have aged out.
+        active = {q.key for q in queries}
+        for key in [k for k in self._listed if k not in active]:
+            roles = self._listed[key]
+            for seen in roles.values():
+                for pod in [p for p, t in seen.items() if now - t > 3600.0]:
+                    del seen[pod]
+            if not any(roles.values()):
+                del self._listed[key]
+        return out
+
+    async def _observe_group(self, group: _Group, now: float,
+                             departed: Mapping[str, Mapping[Role, Sequence[str]]]) -> dict[str, Observation]:
         plan = build_queries(group)
         ids = list(plan)
         replies = await asyncio.gather(*(self.query(plan[i], now) for i in ids), return_exceptions=True)
@@ -440,7 +478,7 @@ class PrometheusMetricsSource:
                 data[qid] = _parse_vector(reply, qid)
             except MalformedReply as exc:
                 return {p.key: _failed(p, now, str(exc)) for p in group.pools}
-        return _assemble(group, data, now, self.settings)
+        return _assemble(group, data, now, self.settings, departed)
 
     async def history(self, query: PoolQuery, start: float, end: float, step_s: float) -> History:
         """Per-pool demand from ``start`` to ``end`` (Unix seconds) every ``step_s`` seconds.
@@ -612,14 +650,15 @@ def _index(group: _Group, data: Mapping[str, list[_Sample]]) -> dict[tuple[str, 
     return pods
 
 
-def _assemble(group: _Group, data: Mapping[str, list[_Sample]], now: float,
-              settings: PrometheusSettings) -> dict[str, Observation]:
+def _assemble(group: _Group, data: Mapping[str, list[_Sample]], now: float, settings: PrometheusSettings,
+              departed: Mapping[str, Mapping[Role, Sequence[str]]] | None = None) -> dict[str, Observation]:
     pods = _index(group, data)
     out: dict[str, Observation] = {}
     for q in group.pools:
+        gone = (departed or {}).get(q.key, {})
         roles = {
             role: _role(group.metrics, q, role, [pods.get((q.namespace, p)) for p in names], names, now,
-                        settings)
+                        settings, [d for p in gone.get(role, ()) if (d := pods.get((q.namespace, p)))])
             for role, names in q.pods_by_role.items()
         }
         out[q.key] = Observation(time=now, roles=roles)
@@ -627,7 +666,11 @@ def _assemble(group: _Group, data: Mapping[str, list[_Sample]], now: float,
 
 
 def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodData | None],
-          names: Sequence[str], now: float, settings: PrometheusSettings) -> RoleObservation:
+          names: Sequence[str], now: float, settings: PrometheusSettings,
+          departed: Sequence[_PodData] = ()) -> RoleObservation:
+    """One role's observation: gauges and freshness from the listed pods, rates (counters and histogram
+    buckets) from the fresh listed pods plus ``departed`` ones (pods of the role no longer listed whose
+    series are still inside the rate window)."""
     flags: set[DataFlag] = set()
     notes: list[str] = []
     fresh: list[_PodData] = []
@@ -691,12 +734,13 @@ def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodD
         else:
             values[sig.value] = sum(flat)
 
-    # Counters: rate summed over fresh pods.
+    # Counters: rate summed over fresh pods and pods that left within the window.
+    rated = [*fresh, *departed]
     for sig in (Signal.ARRIVALS, Signal.PROMPT_TOKENS, Signal.GENERATION_TOKENS):
         if not metrics.spellings(sig):
             notes.append(f"{sig.value}: not exported by {metrics.engine}")
             continue
-        rates = [d.counters[sig] for d in fresh if sig in d.counters]
+        rates = [d.counters[sig] for d in rated if sig in d.counters]
         if not rates:
             flags.add(DataFlag.MISSING)
             notes.append(f"{sig.value}: no {'/'.join(metrics.names[sig])} series")
@@ -713,7 +757,7 @@ def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodD
             notes.append(f"{sig.value}: not exported by {metrics.engine}")
             continue
         summed: dict[float, float] = {}
-        for d in fresh:
+        for d in rated:
             for le, r in d.buckets.get(sig, {}).items():
                 summed[le] = summed.get(le, 0.0) + r
         if not summed:
