@@ -344,6 +344,19 @@ async def test_pods_that_left_still_count_in_the_window_rates(source: Prometheus
     assert pre.arrival_rate == pytest.approx(10.0) and pre.prompt_tokens_rate == pytest.approx(1000)
 
 
+async def test_starting_pods_are_expected_to_be_silent(source: PrometheusMetricsSource) -> None:
+    """A pod that is not Ready yet (``PoolQuery.unready``) and exports nothing flags neither Partial nor
+    Missing; a silent Ready pod still does."""
+    q = dataclasses.replace(pq("f/st", "faults", both=["part0", "gone0"]), unready=frozenset({"gone0"}))
+    role = (await source.observe([q], NOW))["f/st"].roles[Role.BOTH]
+    assert not role.flags and role.reporting == 1 and role.queue_depth == pytest.approx(2)
+    q = dataclasses.replace(pq("f/st2", "faults", both=["gone0", "gone1"]), unready=frozenset({"gone0", "gone1"}))
+    role = (await source.observe([q], NOW))["f/st2"].roles[Role.BOTH]
+    assert not role.flags and role.queue_depth is None and any("Ready" in n for n in role.notes)
+    q = dataclasses.replace(pq("f/st3", "faults", both=["part0", "gone0"]), unready=frozenset({"part0"}))
+    assert DataFlag.PARTIAL in (await source.observe([q], NOW))["f/st3"].roles[Role.BOTH].flags
+
+
 async def test_partial_role_counts_reporting_pods(source: PrometheusMetricsSource) -> None:
     role = (await source.observe([pq("f/p", "faults", both=["part0", "gone0"])], NOW))["f/p"].roles[Role.BOTH]
     assert role.reporting == 1 and role.queue_depth == pytest.approx(2)

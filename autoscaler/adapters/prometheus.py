@@ -678,7 +678,8 @@ def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodD
     limit = q.staleness_s if q.staleness_s is not None and q.staleness_s > 0 else settings.staleness_limit_s
     for name, d in zip(names, pod_data, strict=True):
         if d is None or d.heartbeat is None:
-            silent.append(name)
+            if name not in q.unready:  # a starting pod is not expected to export anything yet
+                silent.append(name)
         elif not math.isfinite(d.heartbeat) or now - d.heartbeat > limit:
             stale.append(name)
         else:
@@ -692,9 +693,11 @@ def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodD
         flags.add(DataFlag.PARTIAL)
         notes.append(f"{len(silent)} of {len(names)} pod(s) export no {heartbeat}: {', '.join(silent[:5])}")
     if not fresh:
-        if not stale:
+        if not stale and (silent or not names):
             flags.add(DataFlag.MISSING)
             notes.append(f"no pod of the role exports {heartbeat}" if names else "the role has no pods")
+        elif not stale:
+            notes.append("no pod of the role is Ready yet")
         return RoleObservation(replicas=len(names), ready=len(names), reporting=0, flags=frozenset(flags),
                                notes=tuple(notes))
 
