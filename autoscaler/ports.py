@@ -71,6 +71,10 @@ class PoolQuery:
         window_s: rate window, seconds.
         label_overrides: label names to use instead of the defaults (``namespace``, ``pod``, role label).
         metric_overrides: metric names to use instead of the engine's defaults.
+        staleness_s: a pod whose newest sample is older than this is Stale, seconds
+            (``spec.metrics.staleness``); None → the source's own default.
+        unready: pods of ``pods_by_role`` that are not Ready (starting): their silence is expected and
+            flags nothing (a starting replica exports no metrics yet).
     """
 
     key: str
@@ -82,6 +86,8 @@ class PoolQuery:
     window_s: float
     label_overrides: Mapping[str, str] = field(default_factory=dict)
     metric_overrides: Mapping[str, str] = field(default_factory=dict)
+    staleness_s: float | None = None
+    unready: frozenset[str] = frozenset()
 
 
 class MetricsSource(Protocol):

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from e2e.harness import Box, Scenario
+from e2e.twin import twin_reference
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Run:
     exit_codes: dict[str, int | None]
     wall_s: float
     logs: dict[str, str] = field(default_factory=dict)
+    twin: dict[str, Any] = field(default_factory=dict)  # e2e.twin.twin_reference of the same scenario
 
 
 def _print_row(box: Box, row: Any) -> None:
@@ -56,8 +58,9 @@ async def _run(scenario: Scenario) -> Run:
     finally:
         logs = {n: p.log_text()[-20000:] for n, p in box.procs.items()}
         await box.stop()
+    wall_s = time.monotonic() - t0
     return Run(scenario, result, box.history, box.snapshots, events, ias, kubectl, metrics, hpa,
-               box.exit_codes, time.monotonic() - t0, logs)
+               box.exit_codes, wall_s, logs, twin_reference(scenario))
 
 
 @pytest.fixture(scope="session")

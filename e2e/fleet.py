@@ -47,7 +47,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from autoscaler.catalog import load_profile
-from autoscaler.core.types import Decision, Role
+from autoscaler.controller.command import observation_dict
+from autoscaler.core.types import Decision, Observation, Role
 from autoscaler.sim.config import Mode, RoleShape, SimConfig
 from autoscaler.sim.engine import Simulation
 from autoscaler.sim.exporter import CONTENT_TYPE, render_replica
@@ -58,14 +59,23 @@ log = logging.getLogger("e2e.fleet")
 
 
 class FollowPolicy:
-    """The twin's own control step does nothing: replica counts come from the API server (the controller)."""
+    """The twin's own control step does nothing: replica counts come from the API server (the controller).
+
+    It keeps what the twin's own :class:`~autoscaler.sim.signals.SignalStore` observed at each of its control
+    instants (``observations``: simulated time → Observation), the reference against which the controller's
+    view through Prometheus is compared.
+    """
 
     name = "cluster-in-a-box"
+
+    def __init__(self) -> None:
+        self.observations: list[tuple[float, Observation]] = []
 
     def initial_state(self, spec: object, now: float) -> None:
         return None
 
-    def decide(self, spec: object, observation: object, state: None, now: float) -> tuple[Decision, None]:
+    def decide(self, spec: object, observation: Observation, state: None, now: float) -> tuple[Decision, None]:
+        self.observations.append((now, observation))
         return Decision(desired={}, reasons=()), None
 
 
@@ -140,6 +150,7 @@ class FleetEmulator:
         self.api: client.ApiClient | None = None
         self.sim_t = 0.0
         self.done = False
+        self.wall0_unix = time.time()  # Unix time of simulated t=0 (set again when the clock starts)
         self._sd_text = ""
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -228,6 +239,7 @@ class FleetEmulator:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         wall0 = loop.time()
+        self.wall0_unix = time.time()
         tick = float(self.cfg.get("tick_s", 0.1))
         while True:
             self.sim_t = (loop.time() - wall0) * self.speed
@@ -344,7 +356,8 @@ class FleetEmulator:
     # -------------------------------------------------------------------------------- result
 
     def _write_result(self) -> None:
-        out: dict[str, Any] = {"speed": self.speed, "trace": self.trace.source, "pools": {}}
+        out: dict[str, Any] = {"speed": self.speed, "trace": self.trace.source, "wall0": self.wall0_unix,
+                               "pools": {}}
         for pool in self.pools.values():
             res = pool.sim.result()
             # The twin's own step never scales here: the actions are the controller's (or HPA's) /scale writes.
@@ -353,6 +366,9 @@ class FleetEmulator:
                 "summary": res.summary,
                 "timeseries": res.timeseries,
                 "scale_log": pool.scale_log,
+                "twin_observations": [
+                    {"sim_t": t, **observation_dict(o)} for t, o in pool.sim.policy.observations
+                ],
             }
         _atomic_write(self.result_path, json.dumps(out, default=_json_default))
 

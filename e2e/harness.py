@@ -71,6 +71,7 @@ class Scenario:
         max_replicas: upper bound per role.
         control_interval_s, window_s, scrape_interval_s: the controller's interval, its rate window, and
             Prometheus's scrape interval (simulated).
+        staleness_s: spec.metrics.staleness (simulated; the CRD's default 2 m).
         scale_down_window_s: behaviour.scaleDown.stabilizationWindow (simulated).
         season_s: forecast season (simulated).
         hpa_sync_s: the emulated HPA controller's sync period (simulated; kube-controller-manager's 15 s).
@@ -90,6 +91,7 @@ class Scenario:
     window_s: float = 60.0
     scrape_interval_s: float = 7.5
     scale_down_window_s: float = 120.0
+    staleness_s: float = 120.0
     season_s: float = 3600.0
     hpa_sync_s: float = 15.0
     slo_ttft_s: float = 1.0
@@ -141,7 +143,8 @@ class Scenario:
                     "slo": {"ttft": {"percentile": self.percentile, "target": fmt_duration(self.slo_ttft_s)},
                             "itl": {"percentile": self.percentile, "target": fmt_duration(self.slo_itl_s)}},
                     "metrics": {"prometheus": {"url": prometheus_url, "timeout": "2s"}, "engine": "vllm",
-                                "window": fmt_duration(self.wall(self.window_s))},
+                                "window": fmt_duration(self.wall(self.window_s)),
+                                "staleness": fmt_duration(self.wall(self.staleness_s))},
                     "performance": {"profile": self.profile,
                                     "coldStart": fmt_duration(self.wall(self.cold_start_s))},
                     "cost": {"accelerator": prof.accelerator, "pricePerGpuHour": f"{prof.price_per_gpu_hour:.2f}"},
@@ -430,7 +433,8 @@ class Box:
             "--health-host", "127.0.0.1", "--health-port", str(hport),
             "--external-metrics-host", "127.0.0.1", "--external-metrics-port", str(eport),
             "--tls-cert-file", str(pki.serving.cert), "--tls-key-file", str(pki.serving.key),
-            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed)], self.workdir, env)
+            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed),
+            "--record-decisions", str(self.workdir / "decisions.jsonl")], self.workdir, env)
         await http_ready(f"http://127.0.0.1:{hport}/readyz", 60, self.procs["controller"])
 
         # The fleet starts the clock: t=0 of the trace segment.

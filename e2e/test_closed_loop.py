@@ -64,6 +64,11 @@ def test_report(run: Run) -> None:
               f"t={f.slo_break}s; first scale-up t={f.first_scale_up and round(f.first_scale_up)}s; "
               f"scale-downs after the peak at {[round(x) for x in f.scale_downs_after_peak]}; "
               f"max prefill {f.max_prefill}; attainment {100 * f.attainment:.2f} %; GPU-hours {f.gpu_hours:.2f}")
+    twin = run.twin
+    print(f"  twin alone (same segment, spec and policy): attainment {100 * twin['attainment']:.2f} %; "
+          f"GPU-hours {twin['gpu_hours']:.2f}; SLO-breaking intervals at {twin['slo_breaks']}")
+    for line in twin["scale_log"]:
+        print(f"    {line[:110]}")
     assert all(code == 0 for code in run.exit_codes.values()), run.exit_codes
     assert run.result["pools"][DIRECT]["summary"]["requests"] > 1000
 
@@ -80,8 +85,29 @@ def test_direct_scales_up_for_the_burst(run: Run) -> None:
     assert during and max(during) > before[-1], (before, during)
 
 
-@pytest.mark.xfail(strict=False, reason="SLOPolicy (autoscaler/core, being tuned) scales prefill down to 1 "
-                   "before the burst and its SLO feedback then waits several minutes; see e2e/README.md")
+def test_direct_scales_up_for_the_burst_no_later_than_the_twin(run: Run) -> None:
+    """The live loop's first scale-up comes no later than the twin's own on the same segment, spec and policy
+    (+ three control intervals of slack for scrape phase and the jitter of a loaded machine). Earlier is
+    fine: the forecast reacts to small differences in the observed rates."""
+    f = figures(run, DIRECT)
+    twin_up = next(float(line.split("s ", 1)[0]) for line in run.twin["scale_log"]
+                   if _grows(line.split(" [", 1)[0]))
+    assert f.first_scale_up is not None
+    assert f.first_scale_up <= twin_up + 3 * run.scenario.control_interval_s, (f.first_scale_up, twin_up)
+
+
+def _grows(changes: str) -> bool:
+    """True if a twin decision line ("465s prefill 2→3; decode 2→2") grows some role."""
+    for part in changes.split(" ", 1)[1].split("; "):
+        before, after = part.rsplit(" ", 1)[1].split("→")
+        if int(after) > int(before):
+            return True
+    return False
+
+
+@pytest.mark.xfail(strict=False, reason="SLOPolicy's forecast scale-up comes ~15 s before the first SLO-breaking "
+                   "interval (t=480 s, p95 TTFT 1.14 s), in the twin alone as well, while a replica needs 155 s "
+                   "to start; whether it lands before that interval is a matter of tick timing. See e2e/README.md")
 def test_direct_scales_up_before_the_slo_breaks(run: Run) -> None:
     f = figures(run, DIRECT)
     assert f.first_scale_up is not None
@@ -95,11 +121,22 @@ def test_direct_scales_down_after_the_burst(run: Run) -> None:
     assert f.scale_downs_after_peak, "no scale-down after the burst's peak"
 
 
-@pytest.mark.xfail(strict=False, reason="the SLO attainment of SLOPolicy on this segment is below 99 % "
-                   "(also in the twin alone); the figure is printed by test_report")
+@pytest.mark.xfail(strict=False, reason="about one run in three: SLOPolicy scales decode 2→1 at the burst's "
+                   "peak (ITL holds on one replica, TTFT then breaks from decode congestion for ~6 intervals), "
+                   "giving 98.4–98.7 %; see e2e/README.md")
 def test_slo_attainment_at_least_99_percent(run: Run) -> None:
     for pool in (DIRECT, HPA):
         assert figures(run, pool).attainment >= 0.99, pool
+
+
+def test_live_loop_matches_the_twin(run: Run) -> None:
+    """The closed loop through Prometheus, the API server and (for HPA mode) the external metrics API does
+    about as well as the policy in the twin alone: attainment within three points (the live path's faults
+    fixed so far cost 1 to 66 points), GPU-hours within 15 %."""
+    for pool in (DIRECT, HPA):
+        f = figures(run, pool)
+        assert f.attainment >= run.twin["attainment"] - 0.03, (pool, f.attainment, run.twin["attainment"])
+        assert f.gpu_hours <= 1.15 * run.twin["gpu_hours"], (pool, f.gpu_hours, run.twin["gpu_hours"])
 
 
 def test_kubectl_get_ias_shows_the_state(run: Run) -> None:

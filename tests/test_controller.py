@@ -67,6 +67,20 @@ async def test_scales_up_and_down_through_scale(kube_server, make_controller):
     assert "ScaleDown" in {e["reason"] for e in events_for(kube_server, "llama")}
 
 
+async def test_pool_query_carries_the_specs_metrics_settings(kube_server, make_controller):
+    fleet(kube_server, "llama", prefill=1, decode=1)
+    obj = ias("llama", "llama")
+    obj["spec"].setdefault("metrics", {}).update({"window": "90s", "staleness": "45s"})
+    kube_server.create(obj)
+    metrics = FakeMetrics()
+    metrics.set(f"{NS}/llama", prefill=metrics_obs(1), decode=metrics_obs(1))
+    await make_controller(QueuePolicy(), metrics)
+    await eventually(lambda: bool(metrics.queries))
+    q = metrics.queries[0]
+    assert (q.window_s, q.staleness_s) == (90.0, 45.0)
+    assert set(q.pods_by_role) == {Role.PREFILL, Role.DECODE}
+
+
 async def test_scale_up_before_scale_down(kube_server, make_controller):
     fleet(kube_server, "mix", prefill=5, decode=1)
     kube_server.create(ias("mix", "mix"))

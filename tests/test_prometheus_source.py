@@ -6,6 +6,7 @@ counters grow linearly, so ``rate()`` over any window returns their slope exactl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -206,7 +207,10 @@ async def test_vllm_v1_disaggregated_pool_matches_hand_computed_values(
     assert dec.itl == pytest.approx(ITL_P95, rel=1e-9)
     assert pre.queue_depth == pytest.approx(8) and pre.running == pytest.approx(10)
     assert pre.kv_utilization == pytest.approx(0.6) and pre.kv_utilization_max == pytest.approx(0.7)
-    assert pre.arrival_rate == pytest.approx(4.0) and pre.prompt_tokens_rate == pytest.approx(1500)
+    # vLLM counts request_success at completion (4/s here): on the entry role arrivals are first tokens, the
+    # TTFT histogram's count (10 + 4 per second); the decode role keeps its completions (1 + 1).
+    assert pre.arrival_rate == pytest.approx(14.0) and pre.prompt_tokens_rate == pytest.approx(1500)
+    assert dec.arrival_rate == pytest.approx(2.0)
     assert dec.generation_tokens_rate == pytest.approx(500) and dec.running == pytest.approx(30)
     assert pre.e2e == pytest.approx(0.95 * 5.0)  # one bucket [0, 5]: linear interpolation from 0
     assert pre.reporting == 2 and dec.reporting == 2
@@ -279,7 +283,7 @@ async def test_sglang_dynamo_trtllm_maps(source: PrometheusMetricsSource) -> Non
     assert dyn.ttft == pytest.approx(1.0 + 1.5 * (0.95 * 10 - 9) / (10 - 9))
     trt = obs["trt/p"].roles[Role.BOTH]
     assert trt.ttft == pytest.approx(1.0 + 1.5 * (0.95 * 10 - 9) / (10 - 9))
-    assert trt.arrival_rate == pytest.approx(2.0)
+    assert trt.arrival_rate == pytest.approx(10.0)  # first tokens (TTFT_P0's count), not completions (2/s)
     assert trt.queue_depth is None and trt.kv_utilization is None and trt.running is None
     assert any("not exported by trtllm" in n for n in trt.notes)
 
@@ -306,6 +310,51 @@ async def test_bad_data_becomes_flags_not_zeros(
     if field_none:
         assert getattr(role, field_none) is None
     assert role.notes
+
+
+@pytest.mark.parametrize(("staleness_s", "stale"), [(None, True), (90.0, True), (200.0, False)])
+async def test_staleness_limit_comes_from_the_query(
+    source: PrometheusMetricsSource, staleness_s: float | None, stale: bool
+) -> None:
+    """stale0's newest sample is 120 s old: Stale under the source's 60 s default and a 90 s spec limit,
+    fresh under a 200 s one (``spec.metrics.staleness`` reaches the source through the PoolQuery)."""
+    q = dataclasses.replace(pq("f/s", "faults", both=["stale0"]), staleness_s=staleness_s)
+    role = (await source.observe([q], NOW))["f/s"].roles[Role.BOTH]
+    assert (DataFlag.STALE in role.flags) is stale, role.notes
+    assert (role.queue_depth is None) is stale
+    if stale:
+        assert any(f"older than {staleness_s or 60:g} s" in n for n in role.notes), role.notes
+
+
+async def test_pods_that_left_still_count_in_the_window_rates(source: PrometheusMetricsSource) -> None:
+    """A pod scaled away keeps contributing its rates (arrivals, tokens, latency buckets) while it was listed
+    within the window plus the staleness limit; gauges and freshness come from the listed pods only."""
+    both = pq("a/gone", "vllm-a", prefill=["p0", "p1"], decode=["d0"])
+    await source.observe([both], NOW - 1)
+    one = pq("a/gone", "vllm-a", prefill=["p0"], decode=["d0"])
+    pre = (await source.observe([one], NOW))["a/gone"].roles[Role.PREFILL]
+    assert pre.arrival_rate == pytest.approx(14.0) and pre.prompt_tokens_rate == pytest.approx(1500)
+    assert pre.ttft == pytest.approx(TTFT_P95, rel=1e-9)
+    assert pre.queue_depth == pytest.approx(3) and pre.reporting == 1 and not pre.flags
+    # Forgotten once listed longer ago than window + staleness (60 + 1 s here): p0 alone (10 first tokens/s).
+    stale = dataclasses.replace(pq("a/old", "vllm-a", prefill=["p0", "p1"]), staleness_s=1.0)
+    await source.observe([stale], NOW - 100)
+    alone = dataclasses.replace(pq("a/old", "vllm-a", prefill=["p0"]), staleness_s=1.0)
+    pre = (await source.observe([alone], NOW))["a/old"].roles[Role.PREFILL]
+    assert pre.arrival_rate == pytest.approx(10.0) and pre.prompt_tokens_rate == pytest.approx(1000)
+
+
+async def test_starting_pods_are_expected_to_be_silent(source: PrometheusMetricsSource) -> None:
+    """A pod that is not Ready yet (``PoolQuery.unready``) and exports nothing flags neither Partial nor
+    Missing; a silent Ready pod still does."""
+    q = dataclasses.replace(pq("f/st", "faults", both=["part0", "gone0"]), unready=frozenset({"gone0"}))
+    role = (await source.observe([q], NOW))["f/st"].roles[Role.BOTH]
+    assert not role.flags and role.reporting == 1 and role.queue_depth == pytest.approx(2)
+    q = dataclasses.replace(pq("f/st2", "faults", both=["gone0", "gone1"]), unready=frozenset({"gone0", "gone1"}))
+    role = (await source.observe([q], NOW))["f/st2"].roles[Role.BOTH]
+    assert not role.flags and role.queue_depth is None and any("Ready" in n for n in role.notes)
+    q = dataclasses.replace(pq("f/st3", "faults", both=["part0", "gone0"]), unready=frozenset({"part0"}))
+    assert DataFlag.PARTIAL in (await source.observe([q], NOW))["f/st3"].roles[Role.BOTH].flags
 
 
 async def test_partial_role_counts_reporting_pods(source: PrometheusMetricsSource) -> None:

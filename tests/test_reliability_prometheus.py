@@ -42,7 +42,7 @@ END = NOW + 1200.0  # the data goes on for 20 min of controller time (2 min of w
 GAUGE_TIMES = [NOW - 200.0 + 5.0 * i for i in range(int((END - NOW + 200.0) / 5.0))]  # every 5 s
 COUNTER_TIMES = [NOW - 600.0 + 15.0 * i for i in range(int((END - NOW + 600.0) / 15.0))]  # every 15 s
 INF = math.inf
-LOOKBACK_S = 100.0  # Prometheus's instant-query lookback; the source's staleness limit is 60 s
+LOOKBACK_S = 100.0  # Prometheus's instant-query lookback; the spec's staleness limit is 60 s (see scenario_fleet)
 PODS = {"prefill": ("p0", "p1", "p2"), "decode": ("d0", "d1", "d2")}
 
 # scenario → (role, pod index, what goes wrong during the bad phase, DataFlag expected in the condition)
@@ -165,6 +165,7 @@ def scenario_fleet(server: Any, ns: str, url: str, *, timeout: str = "2s", min_r
         behavior={"scaleDown": {"stabilizationWindow": "0s"}},
     )
     obj["spec"]["metrics"]["prometheus"] = {"url": url, "timeout": timeout}
+    obj["spec"]["metrics"]["staleness"] = "1m"  # the "stale" pods' newest samples are 70–100 s old
     for rs in obj["spec"]["roles"].values():
         rs["minReplicas"] = min_replicas
     server.create(obj)

@@ -109,12 +109,19 @@ class EngineMetrics:
         heartbeat: metric names whose newest sample timestamp says whether a pod is reporting; they must be
             exported by every pod from start-up (a gauge is best).
         sources: upstream files the names were taken from, for whoever updates the map.
+        arrivals_at_completion: the ``arrival_rate`` counter counts requests when they *finish*
+            (vLLM's and TensorRT-LLM's ``request_success_total``). On the entry role (prefill or aggregated)
+            the source then reads arrivals as the rate of first tokens, ``rate(<ttft histogram>_count)`` —
+            requests the role has started — which lags arrivals by one TTFT instead of a whole request,
+            and exists on a disaggregated prefill replica, whose requests complete on the decode side.
+            False once ``arrival_rate`` is overridden (the named counter is used as it is).
     """
 
     engine: str
     names: Mapping[Signal, tuple[str, ...]]
     heartbeat: tuple[str, ...]
     sources: tuple[str, ...] = field(default=())
+    arrivals_at_completion: bool = False
 
     def spellings(self, signal: Signal) -> tuple[tuple[str, ...], ...]:
         """Per preferred name, the spellings to match (``vllm:x``, ``vllm_x``); empty if not exported."""
@@ -135,6 +142,7 @@ class EngineMetrics:
             return self
         names = dict(self.names)
         heartbeat = self.heartbeat
+        at_completion = self.arrivals_at_completion and Signal.ARRIVALS.value not in overrides
         valid = {s.value for s in Signal} | {"heartbeat"}
         for key, metric in overrides.items():
             if key not in valid:
@@ -148,7 +156,7 @@ class EngineMetrics:
                 heartbeat = (metric,)
             else:
                 names[Signal(key)] = (metric,)
-        return replace(self, names=names, heartbeat=heartbeat)
+        return replace(self, names=names, heartbeat=heartbeat, arrivals_at_completion=at_completion)
 
 
 VLLM = EngineMetrics(
@@ -166,6 +174,7 @@ VLLM = EngineMetrics(
     },
     heartbeat=("vllm:num_requests_running",),
     sources=("vllm/v1/metrics/loggers.py",),
+    arrivals_at_completion=True,
 )
 
 SGLANG = EngineMetrics(
@@ -217,6 +226,7 @@ TRTLLM = EngineMetrics(
     # cheapest one to time-stamp.
     heartbeat=("trtllm:time_to_first_token_seconds_count",),
     sources=("tensorrt_llm/metrics/collector.py", "dynamo docs/backends/trtllm/prometheus.md"),
+    arrivals_at_completion=True,
 )
 
 ENGINES: Mapping[str, EngineMetrics] = {m.engine: m for m in (VLLM, SGLANG, DYNAMO, TRTLLM)}

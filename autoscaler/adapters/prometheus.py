@@ -108,8 +108,9 @@ class PrometheusSettings(BaseModel):
     )
     staleness_limit_s: float = Field(
         default=60.0, gt=0,
-        description="A pod whose newest heartbeat sample is older than this is Stale, seconds. Default 60 s "
-        "is four missed scrapes at the common 15 s interval, well inside Prometheus's 5 min lookback.",
+        description="A pod whose newest heartbeat sample is older than this is Stale, seconds, unless the "
+        "PoolQuery sets its own (the controller passes spec.metrics.staleness). Default 60 s is four missed "
+        "scrapes at the common 15 s interval, well inside Prometheus's 5 min lookback.",
     )
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate.")
     partial_response: bool | None = Field(
@@ -315,6 +316,8 @@ class PrometheusMetricsSource:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._closed = False
+        # key → role → pod → Unix time it was last listed in a PoolQuery (see _remember).
+        self._listed: dict[str, dict[Role, dict[str, float]]] = {}
 
     async def __aenter__(self) -> PrometheusMetricsSource:
         return self
@@ -419,12 +422,48 @@ class PrometheusMetricsSource:
         for key, message in invalid.items():
             q = next(q for q in queries if q.key == key)
             results[key] = _failed(q, now, message)
-        outcomes = await asyncio.gather(*(self._observe_group(g, now) for g in groups))
+        departed = self._remember(queries, now)
+        outcomes = await asyncio.gather(*(self._observe_group(g, now, departed) for g in groups))
         for out in outcomes:
             results.update(out)
         return results
 
-    async def _observe_group(self, group: _Group, now: float) -> dict[str, Observation]:
+    def _remember(self, queries: Sequence[PoolQuery], now: float) -> dict[str, dict[Role, list[str]]]:
+        """Per query key and role, pods listed in an earlier query but no longer (scaled down, deleted).
+
+        Their counters and histograms still belong in the role's rates over the window: a replica removed
+        half-way through the window served its share of the load until then (and a draining one still
+        serves its last requests). Without them every scale-down would read as a drop in demand for one
+        window, inviting the next scale-down. A pod is remembered for the rate window plus the staleness
+        limit after it was last listed; it contributes only the rate series Prometheus still returns.
+        """
+        out: dict[str, dict[Role, list[str]]] = {}
+        for q in queries:
+            keep = q.window_s + (q.staleness_s if q.staleness_s else self.settings.staleness_limit_s)
+            roles = self._listed.setdefault(q.key, {})
+            for role, pods in q.pods_by_role.items():
+                seen = roles.setdefault(role, {})
+                for pod in pods:
+                    seen[pod] = now
+                for pod in [p for p, t in seen.items() if now - t > keep]:
+                    del seen[pod]
+                current = set(pods)
+                gone = sorted(p for p in seen if p not in current)
+                if gone:
+                    out.setdefault(q.key, {})[role] = gone
+        # Forget pools that are no longer queried at all once their pods have aged out.
+        active = {q.key for q in queries}
+        for key in [k for k in self._listed if k not in active]:
+            roles = self._listed[key]
+            for seen in roles.values():
+                for pod in [p for p, t in seen.items() if now - t > 3600.0]:
+                    del seen[pod]
+            if not any(roles.values()):
+                del self._listed[key]
+        return out
+
+    async def _observe_group(self, group: _Group, now: float,
+                             departed: Mapping[str, Mapping[Role, Sequence[str]]]) -> dict[str, Observation]:
         plan = build_queries(group)
         ids = list(plan)
         replies = await asyncio.gather(*(self.query(plan[i], now) for i in ids), return_exceptions=True)
@@ -439,7 +478,7 @@ class PrometheusMetricsSource:
                 data[qid] = _parse_vector(reply, qid)
             except MalformedReply as exc:
                 return {p.key: _failed(p, now, str(exc)) for p in group.pools}
-        return _assemble(group, data, now, self.settings)
+        return _assemble(group, data, now, self.settings, departed)
 
     async def history(self, query: PoolQuery, start: float, end: float, step_s: float) -> History:
         """Per-pool demand from ``start`` to ``end`` (Unix seconds) every ``step_s`` seconds.
@@ -467,8 +506,10 @@ class PrometheusMetricsSource:
         for sig, role in ((Signal.ARRIVALS, entry), (Signal.PROMPT_TOKENS, entry),
                           (Signal.GENERATION_TOKENS, exit_)):
             values = np.full(times.shape, np.nan)
-            if role is not None and metrics.spellings(sig):
-                promql = _history_query(group, query, role, sig)
+            first_tokens = (sig is Signal.ARRIVALS and metrics.arrivals_at_completion
+                            and role in (Role.PREFILL, Role.BOTH) and bool(metrics.spellings(Signal.TTFT)))
+            if role is not None and (metrics.spellings(sig) or first_tokens):
+                promql = _history_query(group, query, role, sig, first_tokens=first_tokens)
                 reply = await self.query_range(promql, start, end, step_s)
                 values = _matrix_to_axis(reply, times, sig.value)
             series[sig] = values
@@ -485,13 +526,20 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _history_query(group: _Group, query: PoolQuery, role: Role, sig: Signal) -> str:
+def _history_query(group: _Group, query: PoolQuery, role: Role, sig: Signal, *, first_tokens: bool = False) -> str:
+    """``sum(rate(...))`` of ``sig`` over the role's pods; ``first_tokens`` reads ``<ttft>_count`` instead
+    (arrivals of an engine that counts requests at completion, see :class:`EngineMetrics`)."""
     ns_label, pod_label = group.key.namespace_label, group.key.pod_label
     pods = query.pods_by_role.get(role, ())
     matchers = [f"{ns_label}={string_literal(query.namespace)}"]
     pool_label = query.label_overrides.get("pool")
     parts = []
-    for alt in group.metrics.spellings(sig):
+    alternatives = group.metrics.spellings(sig)
+    if first_tokens:
+        # First tokens where the TTFT histogram exists, else the completion counter.
+        alternatives = (*(tuple(f"{n}_count" for n in alt) for alt in group.metrics.spellings(Signal.TTFT)),
+                        *alternatives)
+    for alt in alternatives:
         base = [name_matcher(alt), *matchers]
         if pool_label:
             check_label_name(pool_label)
@@ -602,44 +650,54 @@ def _index(group: _Group, data: Mapping[str, list[_Sample]]) -> dict[tuple[str, 
     return pods
 
 
-def _assemble(group: _Group, data: Mapping[str, list[_Sample]], now: float,
-              settings: PrometheusSettings) -> dict[str, Observation]:
+def _assemble(group: _Group, data: Mapping[str, list[_Sample]], now: float, settings: PrometheusSettings,
+              departed: Mapping[str, Mapping[Role, Sequence[str]]] | None = None) -> dict[str, Observation]:
     pods = _index(group, data)
     out: dict[str, Observation] = {}
     for q in group.pools:
+        gone = (departed or {}).get(q.key, {})
         roles = {
-            role: _role(group.metrics, q, [pods.get((q.namespace, p)) for p in names], names, now, settings)
+            role: _role(group.metrics, q, role, [pods.get((q.namespace, p)) for p in names], names, now,
+                        settings, [d for p in gone.get(role, ()) if (d := pods.get((q.namespace, p)))])
             for role, names in q.pods_by_role.items()
         }
         out[q.key] = Observation(time=now, roles=roles)
     return out
 
 
-def _role(metrics: EngineMetrics, q: PoolQuery, pod_data: list[_PodData | None], names: Sequence[str],
-          now: float, settings: PrometheusSettings) -> RoleObservation:
+def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodData | None],
+          names: Sequence[str], now: float, settings: PrometheusSettings,
+          departed: Sequence[_PodData] = ()) -> RoleObservation:
+    """One role's observation: gauges and freshness from the listed pods, rates (counters and histogram
+    buckets) from the fresh listed pods plus ``departed`` ones (pods of the role no longer listed whose
+    series are still inside the rate window)."""
     flags: set[DataFlag] = set()
     notes: list[str] = []
     fresh: list[_PodData] = []
     stale, silent = [], []
+    limit = q.staleness_s if q.staleness_s is not None and q.staleness_s > 0 else settings.staleness_limit_s
     for name, d in zip(names, pod_data, strict=True):
         if d is None or d.heartbeat is None:
-            silent.append(name)
-        elif not math.isfinite(d.heartbeat) or now - d.heartbeat > settings.staleness_limit_s:
+            if name not in q.unready:  # a starting pod is not expected to export anything yet
+                silent.append(name)
+        elif not math.isfinite(d.heartbeat) or now - d.heartbeat > limit:
             stale.append(name)
         else:
             fresh.append(d)
     heartbeat = "/".join(metrics.heartbeat)
     if stale:
         flags.add(DataFlag.STALE)
-        notes.append(f"{len(stale)} pod(s) with {heartbeat} older than {settings.staleness_limit_s:g} s: "
+        notes.append(f"{len(stale)} pod(s) with {heartbeat} older than {limit:g} s: "
                      f"{', '.join(stale[:5])}")
     if silent and fresh:
         flags.add(DataFlag.PARTIAL)
         notes.append(f"{len(silent)} of {len(names)} pod(s) export no {heartbeat}: {', '.join(silent[:5])}")
     if not fresh:
-        if not stale:
+        if not stale and (silent or not names):
             flags.add(DataFlag.MISSING)
             notes.append(f"no pod of the role exports {heartbeat}" if names else "the role has no pods")
+        elif not stale:
+            notes.append("no pod of the role is Ready yet")
         return RoleObservation(replicas=len(names), ready=len(names), reporting=0, flags=frozenset(flags),
                                notes=tuple(notes))
 
@@ -679,12 +737,13 @@ def _role(metrics: EngineMetrics, q: PoolQuery, pod_data: list[_PodData | None],
         else:
             values[sig.value] = sum(flat)
 
-    # Counters: rate summed over fresh pods.
+    # Counters: rate summed over fresh pods and pods that left within the window.
+    rated = [*fresh, *departed]
     for sig in (Signal.ARRIVALS, Signal.PROMPT_TOKENS, Signal.GENERATION_TOKENS):
         if not metrics.spellings(sig):
             notes.append(f"{sig.value}: not exported by {metrics.engine}")
             continue
-        rates = [d.counters[sig] for d in fresh if sig in d.counters]
+        rates = [d.counters[sig] for d in rated if sig in d.counters]
         if not rates:
             flags.add(DataFlag.MISSING)
             notes.append(f"{sig.value}: no {'/'.join(metrics.names[sig])} series")
@@ -692,12 +751,16 @@ def _role(metrics: EngineMetrics, q: PoolQuery, pod_data: list[_PodData | None],
         values[sig.value] = finite(sig.value, sum(rates))
 
     # Histograms: bucket rates summed over fresh pods, then Prometheus's histogram_quantile.
+    # On the entry role of an engine that counts requests at completion, arrivals are first tokens (the
+    # TTFT histogram's count), which replaces the completion counter read above.
+    first_tokens_are_arrivals = metrics.arrivals_at_completion and role in (Role.PREFILL, Role.BOTH) and bool(
+        metrics.spellings(Signal.TTFT))
     for sig in (Signal.TTFT, Signal.ITL, Signal.E2E):
         if not metrics.spellings(sig):
             notes.append(f"{sig.value}: not exported by {metrics.engine}")
             continue
         summed: dict[float, float] = {}
-        for d in fresh:
+        for d in rated:
             for le, r in d.buckets.get(sig, {}).items():
                 summed[le] = summed.get(le, 0.0) + r
         if not summed:
@@ -708,9 +771,14 @@ def _role(metrics: EngineMetrics, q: PoolQuery, pod_data: list[_PodData | None],
             not_finite.append(sig.value)
             continue
         if summed.get(math.inf, 0.0) <= 0:
+            if sig is Signal.TTFT and first_tokens_are_arrivals:
+                values["arrival_rate"] = 0.0  # no first token in the window: nothing arrived to be served
             # No request finished in the window: the percentile is unknown, and that is not a fault.
             notes.append(f"{sig.value}: no requests in the {q.window_s:g} s window")
             continue
+        if sig is Signal.TTFT and first_tokens_are_arrivals:
+            # The +Inf bucket's rate is rate(<ttft>_count): first tokens per second.
+            values["arrival_rate"] = finite("arrival_rate", summed.get(math.inf, 0.0))
         quantile = q.percentiles.get(sig.value, settings.default_percentile)
         values[sig.value] = finite(sig.value, bucket_quantile(quantile, sorted(summed.items())))
 

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import signal
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from autoscaler.settings import ControllerSettings
 
 __all__ = [
     "ProfilePolicy",
+    "RecordingPolicy",
     "TimeScaledPolicy",
     "prometheus_sources",
     "register",
@@ -89,6 +91,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help=info.description,
             type=float if info.annotation is float else int if info.annotation is int else str,
         )
+    parser.add_argument(
+        "--record-decisions",
+        dest="record_decisions",
+        default=None,
+        metavar="FILE",
+        help="debugging: append every observation and decision, one JSON object per line, to FILE "
+        "(the policy's inputs exactly as it receives them; large on a busy controller)",
+    )
     parser.add_argument(
         "--leader-elect",
         dest="leader_elect",
@@ -232,6 +242,57 @@ class TimeScaledPolicy:
         return self.inner.decide(self._spec(spec), obs, state, self._time(now))
 
 
+class RecordingPolicy:
+    """Writes what a policy is given and what it decides, one JSON line per ``decide`` call (debugging).
+
+    Each record holds ``now`` (Unix seconds, the controller's clock), the pool, the observation exactly as the
+    controller hands it over (wrapped outside :class:`TimeScaledPolicy`, so times are wall-clock), and the
+    decision's replicas and reasons. Lines are flushed at once so that a killed process leaves a readable file.
+    """
+
+    def __init__(self, inner: Policy[InferenceAutoscalerSpec, Any], path: str) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", type(inner).__name__)
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> Any:
+        """The wrapped policy's initial state."""
+        return self.inner.initial_state(spec, now)
+
+    def decide(
+        self, spec: InferenceAutoscalerSpec, observation: Observation, state: Any, now: float
+    ) -> tuple[Decision, Any]:
+        """The wrapped policy's decision; records inputs and outputs."""
+        decision, new_state = self.inner.decide(spec, observation, state, now)
+        record = {
+            "now": now,
+            "pool": spec.pool_ref.name,
+            "observation": observation_dict(observation),
+            "desired": {r.value: n for r, n in decision.desired.items()},
+            "reasons": [f"{r.code.value}: {r.message}" for r in decision.reasons],
+        }
+        if not self._file.closed:
+            self._file.write(json.dumps(record, default=str) + "\n")
+            self._file.flush()
+        return decision, new_state
+
+
+def observation_dict(observation: Observation) -> dict[str, Any]:
+    """An :class:`Observation` as plain JSON-able data (flags and roles as strings)."""
+    roles: dict[str, Any] = {}
+    for role, ro in observation.roles.items():
+        d = dataclasses.asdict(ro)
+        d["flags"] = sorted(f.value for f in ro.flags)
+        d["notes"] = list(ro.notes)
+        roles[role.value] = d
+    return {"time": observation.time, "source_ok": observation.source_ok, "error": observation.error,
+            "roles": roles}
+
+
 async def _external_metrics_server(
     settings: ControllerSettings, api_client: Any, board: DecisionBoard, stop: asyncio.Event
 ) -> MetricsAPIServer | None:
@@ -332,7 +393,12 @@ def _handle(args: argparse.Namespace) -> int:
         policy: Policy[InferenceAutoscalerSpec, Any] = ProfilePolicy()
         if settings.time_scale != 1.0:
             policy = TimeScaledPolicy(policy, settings.time_scale, time.time())
-        asyncio.run(run_controller(settings, policy=policy, source_for=prometheus_sources()))
+        recorder = RecordingPolicy(policy, args.record_decisions) if args.record_decisions else None
+        try:
+            asyncio.run(run_controller(settings, policy=recorder or policy, source_for=prometheus_sources()))
+        finally:
+            if recorder is not None:
+                recorder.close()
     except PermanentError as err:
         raise InputError(str(err), source="run") from None
     return 0

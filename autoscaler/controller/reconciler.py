@@ -395,6 +395,8 @@ class Reconciler:
             window_s=parse_duration(spec.metrics.window),
             label_overrides=dict(spec.metrics.label_overrides),
             metric_overrides=dict(spec.metrics.metric_overrides),
+            staleness_s=parse_duration(spec.metrics.staleness),
+            unready=frozenset(p for r in targets for p, ready in pods[r] if not ready),
         )
         metrics_obs = await self.metrics.observe(spec, query, now)
         if not metrics_obs.source_ok:
