@@ -227,7 +227,10 @@ def prefill_replicas(
         servers, lam_n = (n, arrival_rate) if params.pooled else (1, arrival_rate / n)
         return erlang_c(servers, lam_n * terms[1]) > params.floor_wait_share * (1.0 - quantile)
 
-    n0 = max(1, math.floor(arrival_rate * terms[1]) + 1)  # the smallest stable fleet
+    offered = arrival_rate * terms[1]
+    if not math.isfinite(offered) or offered >= limit:
+        return math.inf  # more than ``limit`` replicas just to be stable (and no O(n) Erlang loop over it)
+    n0 = max(1, math.floor(offered) + 1)  # the smallest stable fleet
     # beyond the fleet where almost nobody waits, replicas buy nothing: that bounds the answer
     best = _first_false(waits, n0, limit)
     if feasible:
