@@ -531,14 +531,14 @@ def decide(
     # optimiser's budget-fitting plan, so trim the roles that sit above it (scale-ups first, then roles
     # held above the plan on trusted data; a role on untrusted data never goes below its current count)
     if budget is not None:
-        price = {role: needs[k].options[0].price_per_hour for k, (role, _rs) in enumerate(roles)}
+        role_price = {role: needs[k].options[0].price_per_hour for k, (role, _rs) in enumerate(roles)}
         trimmed = _fit_budget(
             desired,
             raw,
             {r: obs_roles[r].replicas for r, _ in roles},
             {r: rs.min_replicas for r, rs in roles},
             {r: role_untrusted_reason(obs, r, obs_roles[r]) is not None for r, _ in roles},
-            price,
+            role_price,
             budget,
         )
         if trimmed != desired:
