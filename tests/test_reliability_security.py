@@ -83,7 +83,7 @@ def _plan(rate: float, queue: float, steps: int = 8) -> tuple[object, float]:
     return decision, gpus * 4.0
 
 
-@pytest.mark.parametrize("rate, queue", [(1e9, 1e12), (1e7, 1e12), (1e300, 1e300)])
+@pytest.mark.parametrize("rate, queue", [(1e9, 1e12), (1e7, 1e12), (1e300, 1e300), (1e300, 1.0)])
 def test_absurd_queue_depth_cannot_pass_max_or_budget(rate, queue):
     """A pod reporting absurd load: the plan stays ≤ maxReplicas and within the budget (100/h)."""
     decision, cost = _plan(rate, queue)
@@ -91,6 +91,8 @@ def test_absurd_queue_depth_cannot_pass_max_or_budget(rate, queue):
 
 
 def test_high_load_with_a_held_role_stays_within_budget():
+    """The budget wins over the scale-down guard: a role held above the optimiser's budget-fitting plan is
+    trimmed (fixed finding 1 of docs/reliability.md)."""
     decision, cost = _plan(500.0, 1e4)
     assert cost <= 100.0 + 1e-9, decision
 
@@ -117,3 +119,15 @@ async def test_absurd_metrics_through_the_controller_stop_at_max_and_budget(kube
     total = replicas(kube_server, "evil-prefill") + replicas(kube_server, "evil-decode")
     assert total * 2 * 4.0 <= 48.0  # 2 GPUs per replica at 4.00/GPU-hour within 48/h → at most 6 replicas
     assert replicas(kube_server, "evil-prefill") <= 20 and replicas(kube_server, "evil-decode") <= 20
+
+
+@pytest.mark.parametrize("rate", [1e7, 1e9, 1e300])
+def test_absurd_demand_saturates_at_max(rate):
+    """At demand beyond any fleet the plan goes to maxReplicas (fixed finding 2: it used to come out below
+    the current fleet), one rate-limited step at a time."""
+    spec = make_spec(lo=1, hi=12)
+    state = POLICY.initial_state(spec, 0.0)
+    for k in range(12):
+        obs = {r: role_obs(10, rate=rate) for r in (Role.PREFILL, Role.DECODE)}
+        decision, state = POLICY.decide(spec, Observation(15.0 * k, obs), state, 15.0 * k)
+    assert decision.desired == {Role.PREFILL: 12, Role.DECODE: 12}

@@ -229,7 +229,7 @@ def prefill_replicas(
 
     offered = arrival_rate * terms[1]
     if not math.isfinite(offered) or offered >= limit:
-        return math.inf  # more than `limit` replicas would be needed (and Erlang C would loop that long)
+        return math.inf  # more than ``limit`` replicas just to be stable (and no O(n) Erlang loop over it)
     n0 = max(1, math.floor(offered) + 1)  # the smallest stable fleet
     # beyond the fleet where almost nobody waits, replicas buy nothing: that bounds the answer
     best = _first_false(waits, n0, limit)

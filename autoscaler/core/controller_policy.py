@@ -176,6 +176,10 @@ def forecast_config(
     )
 
 
+#: replicas that stand for "more than any fleet" when the capacity model cannot size the demand
+_BEYOND_ANY_FLEET = 1e7
+
+
 def _price(value: str | None) -> float:
     return float(value) if value else 0.0
 
@@ -401,7 +405,11 @@ def decide(
         if demand.arrival_rate <= 0:
             return prefill_capacity(prof, ttft_target, demand.mean_prompt, q_ttft, model)
         n = prefill_replicas(prof, ttft_target, demand.arrival_rate, demand.mean_prompt, q_ttft, model)
-        return demand.arrival_rate / n if 0 < n < math.inf else 0.0
+        if n == math.inf:
+            # beyond any fleet the model can size: a capacity that asks for far more than maxReplicas, so
+            # the plan saturates at the bound (or the budget) instead of reading as "no capacity needed"
+            return demand.arrival_rate / _BEYOND_ANY_FLEET
+        return demand.arrival_rate / n if n > 0 else 0.0
 
     def role_caps(role: Role, prof: PerformanceProfile, ttft_target: float, itl_target: float) -> float:
         if role == Role.PREFILL:
@@ -519,6 +527,32 @@ def decide(
         desired[role] = final
         new_roles[role] = RoleState(pids[role], stab, limited=final != raw[role])
 
+    # the budget wins over the scale-down guard and stabilisation: they may keep a role above the
+    # optimiser's budget-fitting plan, so trim the roles that sit above it (scale-ups first, then roles
+    # held above the plan on trusted data; a role on untrusted data never goes below its current count)
+    if budget is not None:
+        role_price = {role: needs[k].options[0].price_per_hour for k, (role, _rs) in enumerate(roles)}
+        trimmed = _fit_budget(
+            desired,
+            raw,
+            {r: obs_roles[r].replicas for r, _ in roles},
+            {r: rs.min_replicas for r, rs in roles},
+            {r: role_untrusted_reason(obs, r, obs_roles[r]) is not None for r, _ in roles},
+            role_price,
+            budget,
+        )
+        if trimmed != desired:
+            limit_reasons.append(
+                Reason(
+                    ReasonCode.BUDGET_LIMITED,
+                    "trimmed to the hourly budget: "
+                    + ", ".join(f"{r.value} {desired[r]}→{trimmed[r]}" for r, _ in roles if trimmed[r] != desired[r]),
+                )
+            )
+            for r in trimmed:
+                new_roles[r] = replace(new_roles[r], limited=True)
+            desired = trimmed
+
     # 6. explain -------------------------------------------------------------------------------------
     ups = [r for r, _ in roles if desired[r] > obs_roles[r].replicas]
     downs = [r for r, _ in roles if desired[r] < obs_roles[r].replicas]
@@ -583,6 +617,39 @@ def decide(
     )
     new_state = SLOState(arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen)
     return decision, new_state
+
+
+def _fit_budget(
+    desired: Mapping[Role, int],
+    plan: Mapping[Role, int],
+    current: Mapping[Role, int],
+    lo: Mapping[Role, int],
+    untrusted: Mapping[Role, bool],
+    price: Mapping[Role, float],
+    budget: float,
+) -> dict[Role, int]:
+    """Lower ``desired`` until its cost (Σ price·n, $/h) fits ``budget``: first scale-ups back towards the
+    current count, then trusted roles down towards the plan, then trusted roles down to their minimum. A role
+    on untrusted data never goes below ``min(desired, current)``."""
+    out = dict(desired)
+
+    def cost() -> float:
+        return sum(out[r] * price[r] for r in out)
+
+    floors = [
+        {r: max(lo[r], min(out[r], max(current[r], plan[r]))) for r in out},
+        {r: max(lo[r], min(out[r], current[r] if untrusted[r] else plan[r])) for r in out},
+        {r: max(lo[r], min(out[r], current[r])) if untrusted[r] else lo[r] for r in out},
+    ]
+    for floor in floors:
+        while cost() > budget + 1e-9:
+            above = [r for r in out if out[r] > floor[r]]
+            if not above:
+                break
+            # the role furthest above its floor gives a replica first (ties: the dearer one)
+            r = max(above, key=lambda x: (out[x] - floor[x], price[x], x.value))
+            out[r] -= 1
+    return out
 
 
 def _predict(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -44,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--start", type=float, default=None, help="cut: first source second to keep")
     p.add_argument("--end", type=float, default=None, help="cut: first source second not to keep")
     p.add_argument("--season", type=float, default=86400.0, help="seasonal period for --trace files, s")
+    p.add_argument("--ttft", type=float, default=None, help="TTFT p95 target, s (default: the scenario's; 1 for --trace)")
+    p.add_argument("--itl", type=float, default=None, help="ITL p95 target, s (default: the scenario's; 0.1)")
     p.add_argument(
         "--profile", default="llama2-70b/h100/tp4", help="performance profile (default %(default)s)"
     )
@@ -95,6 +99,14 @@ def _run(args: argparse.Namespace) -> int:
                     )
             else:
                 scenarios = sc.default_scenarios(args.quick)
+            for name, v in (("--ttft", args.ttft), ("--itl", args.itl)):
+                if v is not None and not (v > 0 and math.isfinite(v)):
+                    raise InputError(f"expected a positive number of seconds, got {v}", source=name)
+            if args.ttft is not None or args.itl is not None:
+                scenarios = [
+                    dataclasses.replace(s, ttft_s=args.ttft or s.ttft_s, itl_s=args.itl or s.itl_s)
+                    for s in scenarios
+                ]
             policies = [x.strip() for x in args.policies.split(",") if x.strip()]
             if args.quick and args.policies == DEFAULT_POLICIES:
                 policies = list(sc.QUICK_SWEEPS)

@@ -7,9 +7,12 @@ tokens/s) and sizes each role with the core's capacity model at the SLO targets 
 ``[t, t + cold start + interval]`` — so replicas are requested one cold start before they are needed — and
 drops to the current need as soon as the load allows (the twin drains the released replicas).
 
-How it is validated against the twin: the scorecard sweeps ``margin`` and interpolates the GPU-hours at which the
-twin measures 99 % (95 %) attainment, so the oracle's figure is the cheapest future-knowing plan of this shape
-that the twin confirms, not the model's own claim.
+Refined on the twin (:func:`refine_on_twin`, what the scorecard runs): the model's schedule is only a start.
+The twin replays the trace under the schedule; every window whose arrivals met the TTFT (ITL) target less often
+than the per-window goal gets more prefill (decode) replicas, and every window whose arrivals all met it gives
+one back; the pass repeats a few times. This is a greedy search of per-window fleets on the twin itself, not a
+proof of optimality: the scorecard checks that the oracle's cost–attainment curve lies at or above every
+causal policy's (docs/control.md).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from autoscaler.core.capacity import Demand, ModelParams, decode_capacity, prefi
 from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.types import Decision, Observation, Reason, ReasonCode, Role
 
-__all__ = ["OraclePolicy"]
+__all__ = ["OraclePolicy", "refine_on_twin"]
 
 
 class OraclePolicy:
@@ -56,6 +59,9 @@ class OraclePolicy:
             np.bincount(idx, weights=np.asarray(trace.output_tokens, float), minlength=n_windows) / window_s
         )
         self._needs: dict[tuple[Role, ...], np.ndarray] = {}
+        #: per-role additive adjustments of the per-window need (set by :func:`refine_on_twin`)
+        self.adjust: dict[Role, np.ndarray] = {}
+        self._last_table: dict[Role, np.ndarray] = {}
 
     def _need_table(self, spec: InferenceAutoscalerSpec) -> dict[Role, np.ndarray]:
         model = ModelParams(disaggregated=spec.roles.disaggregated)
@@ -75,10 +81,19 @@ class OraclePolicy:
                 out[r][w] = 10**6 if not math.isfinite(need) else math.ceil(need * self.margin - 1e-9)
         return out
 
+    def _need_table_cached(self) -> dict[Role, np.ndarray]:
+        """The model's per-window needs of the last :meth:`initial_state` (without adjustments)."""
+        return self._last_table
+
     def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> dict[Role, np.ndarray]:
-        """The per-window needs, computed once from the trace."""
+        """The per-window needs, computed once from the trace (plus the twin refinement's adjustments)."""
         del now
-        return self._need_table(spec)
+        table = self._need_table(spec)
+        self._last_table = {r: v.copy() for r, v in table.items()}
+        for role, adj in self.adjust.items():
+            if role in table:
+                table[role] = np.maximum(0, table[role] + adj[: table[role].size])
+        return table
 
     def decide(
         self,
@@ -101,3 +116,55 @@ class OraclePolicy:
             need = int(table[lo : hi + 1].max()) if table.size else rs.min_replicas
             desired[role] = max(rs.min_replicas, min(rs.max_replicas, need))
         return Decision(desired=desired, reasons=(Reason(ReasonCode.FORECAST_SCALE_UP, "oracle"),)), state
+
+
+def refine_on_twin(
+    oracle: OraclePolicy,
+    run: Any,
+    goal: float,
+    ttft_target_s: float,
+    itl_target_s: float,
+    passes: int = 3,
+) -> Any:
+    """Greedy per-window search on the twin (module docstring): ``run(oracle)`` simulates and returns the
+    :class:`~autoscaler.sim.engine.SimResult`; windows below ``goal`` (share of their arrivals meeting the
+    target) gain ``max(1, 10 %)`` replicas of the role that missed, windows at 100 % lose one. Returns the
+    result of the last run (the schedule it measured is the oracle's final one)."""
+    roles = (Role.PREFILL, Role.DECODE)
+    size = oracle.rate.size
+    for r in roles:
+        oracle.adjust.setdefault(r, np.zeros(size, dtype=int))
+    result = run(oracle)
+    for _ in range(passes):
+        w = np.minimum((np.asarray(result.arrival) // oracle.window_s).astype(int), size - 1)
+        count = np.bincount(w, minlength=size).astype(float)
+        ok_t = np.asarray(result.ttft) <= ttft_target_s
+        itl = np.asarray(result.itl)
+        ok_i = np.where(np.isnan(itl), True, itl <= itl_target_s)
+        share = {
+            Role.PREFILL: np.bincount(w, weights=ok_t.astype(float), minlength=size),
+            Role.DECODE: np.bincount(w, weights=ok_i.astype(float), minlength=size),
+        }
+        changed = False
+        table = oracle._need_table_cached()
+        both_ok = np.bincount(w, weights=(ok_t & ok_i).astype(float), minlength=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = {r: np.where(count > 0, share[r] / np.maximum(count, 1.0), 1.0) for r in roles}
+        perfect = (count > 0) & (both_ok >= count)
+        for r in roles:
+            base = table[r] + oracle.adjust[r]
+            up = (count > 0) & (frac[r] < goal)
+            if r == Role.DECODE:
+                # TTFT includes waiting for a decode slot: a TTFT miss where decode was trimmed undoes the trim
+                up |= (count > 0) & (frac[Role.PREFILL] < goal) & (oracle.adjust[r] < 0)
+            # only windows where every arrival met both targets give a replica back
+            down = perfect & (base > 1)
+            step = np.maximum(1, np.ceil(0.1 * base)).astype(int)
+            adj = oracle.adjust[r]
+            adj[up] += step[up]
+            adj[down] -= np.maximum(1, np.floor(0.05 * base)).astype(int)[down]
+            changed = changed or bool(up.any() or down.any())
+        if not changed:
+            break
+        result = run(oracle)
+    return result
