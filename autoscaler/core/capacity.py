@@ -323,13 +323,10 @@ def decode_capacity(
     params: ModelParams = ModelParams(),
 ) -> float:
     """Output tokens/s one decode replica sustains with ITL at ``quantile`` ≤ ``itl_target_s``."""
-    ctx = demand.mean_prompt + demand.mean_output / 2.0
-    b = decode_batch_limit(profile, itl_target_s, ctx, demand.mean_prompt + demand.mean_output, params)
-    if b < 1:
+    m = decode_concurrency(profile, itl_target_s, demand, quantile, params)
+    if m <= 0.0:
         return 0.0
-    z = _z(quantile)
-    root = (-z + math.sqrt(z * z + 4.0 * b)) / 2.0
-    m = max(root * root, 1e-3)
+    ctx = demand.mean_prompt + demand.mean_output / 2.0
     return m / profile.decode_step_s(max(1.0, m), ctx)
 
 

@@ -74,7 +74,9 @@ def _closed_form(roles: Sequence[RoleNeed]) -> Plan | None:
     served = 1.0
     for r in roles:
         opt = r.options[0]
-        n = r.lo if r.need <= 0 else (r.hi if opt.capacity <= 0 else math.ceil(r.need / opt.capacity - 1e-9))
+        ratio = r.need / opt.capacity if opt.capacity > 0 else math.inf
+        # an overflowing need (absurd demand) saturates at the bound instead of failing in ceil()
+        n = r.lo if r.need <= 0 else (r.hi if not ratio < r.hi else math.ceil(ratio - 1e-9))
         n = min(r.hi, max(r.lo, n))
         if r.need > 0:
             served = min(served, n * opt.capacity / r.need)
