@@ -268,18 +268,57 @@ def test_bounds_limited_is_not_budget_limited() -> None:
 
 
 def test_pooled_prefill_queue_has_economy_of_scale_and_sizing_is_tight() -> None:
-    from autoscaler.core.capacity import erlang_c, prefill_replicas, ttft_quantile
+    from autoscaler.core.capacity import ModelParams, erlang_c, prefill_replicas, ttft_quantile
 
+    pooled = ModelParams(pooled=True)
     # Erlang C: known value (2 servers, 1 erlang → 1/3) and the limits
     assert erlang_c(2, 1.0) == pytest.approx(1.0 / 3.0)
     assert erlang_c(4, 0.0) == 0.0 and erlang_c(3, 3.0) == 1.0
     per = 3.0  # requests/s per replica
-    t4, t16 = ttft_quantile(P, 4, 4 * per, 1000.0, 0.95), ttft_quantile(P, 16, 16 * per, 1000.0, 0.95)
+    t4 = ttft_quantile(P, 4, 4 * per, 1000.0, 0.95, pooled)
+    t16 = ttft_quantile(P, 16, 16 * per, 1000.0, 0.95, pooled)
     assert t16 < t4  # the same per-replica load queues less on a bigger pooled fleet
-    n = prefill_replicas(P, 1.0, 40.0, 1000.0, 0.95)
-    assert ttft_quantile(P, int(n), 40.0, 1000.0, 0.95) <= 1.0 < ttft_quantile(P, int(n) - 1, 40.0, 1000.0, 0.95)
+    n = prefill_replicas(P, 1.0, 40.0, 1000.0, 0.95, pooled)
+    assert (
+        ttft_quantile(P, int(n), 40.0, 1000.0, 0.95, pooled)
+        <= 1.0
+        < ttft_quantile(P, int(n) - 1, 40.0, 1000.0, 0.95, pooled)
+    )
     # a target below what an idle replica achieves: bounded (almost nobody waits), not infinite
-    floor = ttft_quantile(P, 1, 0.0, 1000.0, 0.95)
-    tight = prefill_replicas(P, floor * 0.9, 40.0, 1000.0, 0.95)
+    floor = ttft_quantile(P, 1, 0.0, 1000.0, 0.95, pooled)
+    tight = prefill_replicas(P, floor * 0.9, 40.0, 1000.0, 0.95, pooled)
     assert n <= tight < math.inf
-    assert erlang_c(int(tight), 40.0 * P.prefill_time_s(1000.0)) <= 0.1 * 0.05 + 1e-9 or tight == n
+
+
+def test_per_replica_model_sizes_a_target_below_the_floor_as_floor_plus_slack() -> None:
+    """Independent M/G/1 queues: a replica waits with probability ρ, so "almost nobody waits" would need
+    ρ → 0 (a 200× fleet); a target at or below the no-wait floor is sized for (1 + slack) × floor instead."""
+    from autoscaler.core.capacity import ModelParams, no_wait_ttft, prefill_replicas, ttft_quantile
+
+    params = ModelParams()  # per-replica queues: the default
+    assert not params.pooled
+    floor = no_wait_ttft(P, 1000.0, 0.95, params)
+    n_floor = prefill_replicas(P, floor * 0.5, 40.0, 1000.0, 0.95, params)
+    n_slack = prefill_replicas(P, floor * (1 + params.floor_slack), 40.0, 1000.0, 0.95, params)
+    assert n_floor == n_slack < math.inf
+    offered = 40.0 * P.prefill_time_s(1000.0)
+    assert n_floor < 10 * offered  # a fleet, not ρ ≤ 0.5 %
+    goal = floor * (1 + params.floor_slack)
+    assert ttft_quantile(P, int(n_floor), 40.0, 1000.0, 0.95, params) <= goal
+    assert ttft_quantile(P, int(n_floor) - 1, 40.0, 1000.0, 0.95, params) > goal
+
+
+@pytest.mark.parametrize("target", [0.6, 1.0, 2.0])
+def test_budgeted_ttft_spends_a_share_of_the_waiting_budget(target: float) -> None:
+    from autoscaler.core.capacity import ModelParams, budgeted_ttft, no_wait_ttft
+
+    params = ModelParams()
+    floor = no_wait_ttft(P, 1000.0, 0.95, params)
+    goals = [budgeted_ttft(P, target, h, 1000.0, 0.95, params) for h in (0.0, 0.25, 0.5, 1.0, 2.0)]
+    assert goals == sorted(goals)  # more headroom, a looser goal
+    assert all(g >= (1 + params.floor_slack) * floor - 1e-12 for g in goals)
+    if target > (1 + params.floor_slack) * floor:
+        assert goals[3] == pytest.approx(target)  # headroom 1: the target itself
+        assert goals[2] == pytest.approx(max((1 + params.floor_slack) * floor, floor + 0.5 * (target - floor)))
+
+

@@ -18,6 +18,8 @@ from autoscaler.api.v1alpha1 import ForecastMethod, InferenceAutoscalerSpec, Rol
 from autoscaler.core.capacity import (
     Demand,
     ModelParams,
+    attainable_ttft,
+    budgeted_ttft,
     decode_capacity,
     decode_concurrency,
     predicted_itl,
@@ -66,7 +68,9 @@ class Tuning:
     """Controller knobs that are not part of the custom resource (docs/control.md explains each).
 
     Attributes:
-        headroom: size the fleet for ``headroom × target`` latency, fraction in (0, 1]; the main knob.
+        headroom: share of the TTFT waiting budget (target − no-wait floor) the fleet is sized to use
+            (``capacity.budgeted_ttft``); the ITL uses ``itl_headroom``. The main knob: lower is safer and
+            dearer; above 1 sizes beyond the target.
         pid: PID gains and trim limits.
         correction_gain: gain of the observed/predicted correction filter, 0–1 per step.
         model: capacity-model assumptions.
@@ -75,9 +79,21 @@ class Tuning:
         ewma_tau_s: EWMA time constant, seconds.
         forecast_max_band: cap on the forecast's upper band, log units (0.4 ≈ +50 % over the point
             forecast).
+        itl_headroom: size decode for ``itl_headroom × ITL target``, fraction in (0, 1]. Separate from
+            ``headroom`` because ITL does not queue: the batch cap bounds it, and padding it only shrinks the
+            batch the model allows per replica (twice the decode fleet at 0.5 for no latency gained).
+        peak_hold_leads: provision at least the largest demand observed over this many lead times
+            (cold start + interval). Load that dipped can come back faster than a released replica can:
+            a replica given up now serves again only a lead time after it is asked for. 0 turns it off.
+        correction_floor: lower clamp of the learned corrections (1 = learn only that the fleet is slower
+            than the profile says, never faster: the queueing model's error depends on the load, and a
+            "faster than modelled" learned at light load under-sizes at heavy load).
+        itl_learn_share: ITL observations below this share of the ITL target do not train the ITL
+            correction: histogram buckets are coarse there (vLLM's p95 interpolates inside 25–50 ms) and
+            decode is sized by its batch and KV limits, not by ITL, so nothing depends on it.
     """
 
-    headroom: float = 0.8
+    headroom: float = 0.5
     pid: PIDConfig = field(default_factory=PIDConfig)
     correction_gain: float = 0.1
     model: ModelParams = field(default_factory=ModelParams)
@@ -85,6 +101,10 @@ class Tuning:
     forecast_bucket_s: float | None = None
     ewma_tau_s: float = 60.0
     forecast_max_band: float = 0.4
+    itl_headroom: float = 0.9
+    peak_hold_leads: float = 1.0
+    itl_learn_share: float = 0.5
+    correction_floor: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +127,8 @@ class SLOState:
         failures: consecutive steps without usable data.
         last_time: time of the last step, Unix seconds.
         first_time: time of the first usable observation, Unix seconds.
+        recent: observed demand ``(time s, requests/s, prompt tokens/s, output tokens/s)`` over the last
+            ``peak_hold_leads`` lead times, oldest first.
     """
 
     arrivals: SeriesState = field(default_factory=SeriesState)
@@ -118,6 +140,7 @@ class SLOState:
     failures: int = 0
     last_time: float | None = None
     first_time: float | None = None
+    recent: tuple[tuple[float, float, float, float], ...] = ()
 
 
 def spec_roles(spec: InferenceAutoscalerSpec) -> list[tuple[Role, RoleSpec]]:
@@ -254,6 +277,33 @@ def _demand_signals(
     return arrival, prompt, gen
 
 
+def _provisioned_demand(
+    now: Demand,
+    recent: tuple[tuple[float, float, float, float], ...],
+    a_up: float,
+    p_up: float,
+    g_up: float,
+) -> Demand:
+    """The demand to size for: the forecast's upper values and the largest demand of the recent window.
+
+    Requests/s and prompt tokens/s are combined through one mean prompt length, that of the recent window
+    (Σ prompt / Σ requests), so that upper bands drawn separately for the two series cannot inflate the mean
+    prompt (a +20 % prompt band over a +5 % arrival band would size for 14 % longer prompts, and prefill time
+    grows faster than linearly in the prompt).
+    """
+    arrivals = sum(r[1] for r in recent) if recent else now.arrival_rate
+    prompts = sum(r[2] for r in recent) if recent else now.prompt_tokens_rate
+    mean_prompt = prompts / arrivals if arrivals > 0 else now.mean_prompt
+    peak_arrival = max((r[1] for r in recent), default=now.arrival_rate)
+    peak_prompt = max((r[2] for r in recent), default=now.prompt_tokens_rate)
+    peak_gen = max((r[3] for r in recent), default=now.generation_tokens_rate)
+    rates = [a_up, peak_arrival]
+    if mean_prompt > 0:
+        rates += [p_up / mean_prompt, peak_prompt / mean_prompt]
+    lam = max(rates)
+    return Demand(lam, lam * mean_prompt, max(g_up, peak_gen))
+
+
 def _upper(current: float | None, fc: Forecast | None) -> float | None:
     if fc is None:
         return current
@@ -342,7 +392,14 @@ def decide(
             Reason(ReasonCode.METRICS_UNAVAILABLE, "demand (arrival, prompt or output token rate) unknown"),
         )
     now_demand = Demand(arrival or 0.0, prompt or 0.0, gen or 0.0)
-    demand = Demand(a_up, p_up, g_up)
+    hold_s = tuning.peak_hold_leads * cfg.horizon_s
+    recent = tuple(r for r in state.recent if now - r[0] < hold_s) if hold_s > 0 else ()
+    if hold_s > 0:
+        recent = (
+            *recent,
+            (now, now_demand.arrival_rate, now_demand.prompt_tokens_rate, now_demand.generation_tokens_rate),
+        )
+    demand = _provisioned_demand(now_demand, recent, a_up, p_up, g_up)
     snapshot = None
     if f_arr is not None:
         snapshot = ForecastSnapshot(a_up, f_arr.mean, p_up, g_up, f_arr.horizon_s, f_arr.method)
@@ -364,27 +421,35 @@ def decide(
             pred = ttft_quantile(
                 profile, ro.ready, now_demand.arrival_rate, now_demand.mean_prompt, q_ttft, model
             )
-            c_ttft = update_correction(c_ttft, ro.ttft, pred, tuning.correction_gain)
-        if role in (Role.DECODE, Role.BOTH) and ro.itl is not None:
+            c_ttft = update_correction(
+                c_ttft, ro.ttft, pred, tuning.correction_gain, lo=tuning.correction_floor
+            )
+        if (
+            role in (Role.DECODE, Role.BOTH)
+            and ro.itl is not None
+            and ro.itl >= tuning.itl_learn_share * itl_t
+        ):
             pred = predicted_itl(profile, ro.ready, now_demand, q_itl, model)
-            c_itl = update_correction(c_itl, ro.itl, pred, tuning.correction_gain)
+            c_itl = update_correction(c_itl, ro.itl, pred, tuning.correction_gain, lo=tuning.correction_floor)
 
     # 3. PID per role on log(observed / (headroom × target)) ------------------------------------------
     role_states = dict(state.roles)
     pids: dict[Role, PIDState] = {}
+    ttft_goal = budgeted_ttft(profile, ttft_t, tuning.headroom, demand.mean_prompt, q_ttft, model)
     for role, _ in roles:
         rst = role_states.get(role, RoleState())
         ro = obs_roles[role]
         hold = (not ro.trustworthy) or ro.starting > 0 or rst.limited or not busy
         if role == Role.PREFILL:
-            meas, sp = ro.ttft, tuning.headroom * ttft_t
-            hold = hold or decode_congested
+            # while decode is congested, TTFT measures the wait for a decode slot, not prefill
+            meas = None if decode_congested else ro.ttft
+            sp = ttft_goal
         elif role == Role.DECODE:
-            meas, sp = ro.itl, tuning.headroom * itl_t
+            meas, sp = ro.itl, tuning.itl_headroom * itl_t
             pre = obs_roles.get(Role.PREFILL)
             if decode_congested and pre is not None and pre.ttft is not None and meas is not None:
                 # TTFT is late because prefilled requests wait for a decode slot: the decode role is short
-                meas = max(meas, sp * pre.ttft / (tuning.headroom * ttft_t))
+                meas = max(meas, sp * pre.ttft / ttft_goal)
         else:
             ratios = [
                 v
@@ -397,8 +462,8 @@ def decide(
     # 4. feedforward sizing + cost optimiser -----------------------------------------------------------
     options = _accelerator_options(spec, profile, profiles or {})
     needs: list[RoleNeed] = []
-    eff_ttft = tuning.headroom * ttft_t / c_ttft
-    eff_itl = tuning.headroom * itl_t / c_itl
+    eff_ttft = ttft_goal / c_ttft
+    eff_itl = tuning.itl_headroom * itl_t / c_itl
 
     def prefill_rate_per_replica(prof: PerformanceProfile, ttft_target: float) -> float:
         # requests/s per replica at this load: the pooled queue's capacity grows with the fleet
@@ -430,30 +495,34 @@ def decide(
             cap = role_caps(role, prof, eff_ttft, eff_itl)
             opts.append(Option(name, cap if math.isfinite(cap) else 1e12, price * rs.gpus_per_replica))
         # backlog terms: work already in the system that throughput-based rates do not show (a saturated
-        # role's output rate understates its demand): queued prompts must be drained by the capacity asked
-        # for now, which serves only after the lead time h (so q·S/h replicas; draining "within the TTFT
-        # target" would ask for capacity that arrives too late to help and then sits idle), and every
-        # sequence in flight needs a decode slot at the ITL target
+        # role's output rate understates its demand). Queued work must be drained by the capacity asked for
+        # now, which serves only after the lead time h: q·S/h prefill replicas, q·Ō/h decode tokens/s
+        # (draining "within the TTFT target" would ask for capacity that arrives after the queue is gone
+        # and then sits idle; giving every queued sequence its own slot would ask for ×50 during a burst).
+        # Sequences already running need a decode slot at the ITL target: n_d ≥ running/m*.
         ro = obs_roles[role]
-        backlog = 0.0
-        if role in (Role.PREFILL, Role.BOTH) and ro.queue_depth:
-            backlog += ro.queue_depth * profile.prefill_time_s(demand.mean_prompt) / cfg.horizon_s
-        if role in (Role.DECODE, Role.BOTH):
-            m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
-            in_flight = (ro.running or 0.0) + (ro.queue_depth or 0.0 if role == Role.DECODE else 0.0)
-            if m_star > 0:
-                backlog = max(backlog, in_flight / m_star)
+        cap0 = opts[0].capacity
+        queued = ro.queue_depth or 0.0
         if role == Role.PREFILL:
             need = demand.arrival_rate * factor
+            if queued and cap0 > 0:
+                need += queued * profile.prefill_time_s(demand.mean_prompt) / cfg.horizon_s * cap0
         elif role == Role.DECODE:
             need = demand.generation_tokens_rate * factor
+            m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
+            if m_star > 0 and cap0 > 0:
+                need = max(need, (ro.running or 0.0) / m_star * cap0)
+            need += queued * demand.mean_output / cfg.horizon_s
         else:
             need = factor if demand.arrival_rate > 0 else 0.0
-        cap0 = opts[0].capacity
-        if backlog > 0 and cap0 > 0 and role != Role.BOTH:
-            need = max(need, backlog * cap0 * factor) if role == Role.DECODE else need + backlog * cap0
-        elif backlog > 0 and role == Role.BOTH:
-            need = max(need, backlog / max(cap0, 1e-9)) if cap0 > 0 else need
+            backlog = 0.0
+            if queued:
+                backlog += queued * profile.prefill_time_s(demand.mean_prompt) / cfg.horizon_s
+            m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
+            if m_star > 0:
+                backlog = max(backlog, (ro.running or 0.0) / m_star)
+            if backlog > 0 and cap0 > 0:
+                need = max(need, backlog / max(cap0, 1e-9))
         needs.append(RoleNeed(need, rs.min_replicas, rs.max_replicas, tuple(opts)))
     caps = {name: cap for name, _p, _pr, cap in options if cap is not None}
     budget = float(spec.cost.budget_per_hour) if spec.cost.budget_per_hour else None
@@ -479,13 +548,16 @@ def decide(
         if n <= 0:
             return check.arrival_rate <= 0
         if role == Role.PREFILL:
+            goal = attainable_ttft(profile, ttft_t, check.mean_prompt, q_ttft, model)
             return (
                 c_ttft * ttft_quantile(profile, n, check.arrival_rate, check.mean_prompt, q_ttft, model)
-                <= ttft_t
+                <= goal
             )
         if role == Role.DECODE:
             return c_itl * predicted_itl(profile, n, check, q_itl, model) <= itl_t
-        n_pre = prefill_replicas(profile, ttft_t / c_ttft, check.arrival_rate, check.mean_prompt, q_ttft, model)
+        n_pre = prefill_replicas(
+            profile, ttft_t / c_ttft, check.arrival_rate, check.mean_prompt, q_ttft, model
+        )
         lam = check.arrival_rate / n_pre if 0 < n_pre < math.inf else 0.0
         tok = decode_capacity(profile, itl_t / c_itl, check, q_itl, model)
         return lam > 0 and tok > 0 and check.arrival_rate / lam + check.generation_tokens_rate / tok <= n
@@ -546,7 +618,9 @@ def decide(
                 Reason(
                     ReasonCode.BUDGET_LIMITED,
                     "trimmed to the hourly budget: "
-                    + ", ".join(f"{r.value} {desired[r]}→{trimmed[r]}" for r, _ in roles if trimmed[r] != desired[r]),
+                    + ", ".join(
+                        f"{r.value} {desired[r]}→{trimmed[r]}" for r, _ in roles if trimmed[r] != desired[r]
+                    ),
                 )
             )
             for r in trimmed:
@@ -615,7 +689,7 @@ def decide(
         cost_per_hour=cost,
         accelerators=accel if len(options) > 1 else {},
     )
-    new_state = SLOState(arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen)
+    new_state = SLOState(arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen, recent)
     return decision, new_state
 
 

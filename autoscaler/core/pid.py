@@ -33,6 +33,9 @@ class PIDConfig:
         derivative_filter_s: time constant of the derivative filter, seconds.
         factor_min: smallest trim factor (exp of the lower output limit).
         factor_max: largest trim factor.
+        error_limit: the log error is clipped to ±this before use. A latency many times its target is a
+            queue, which the controller sizes explicitly (backlog terms); the PID corrects the model's bias,
+            and a 40× TTFT during a burst must not double the fleet by itself.
     """
 
     kp: float = 0.3
@@ -41,6 +44,7 @@ class PIDConfig:
     derivative_filter_s: float = 60.0
     factor_min: float = 0.8
     factor_max: float = 2.0
+    error_limit: float = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,7 @@ def pid_step(
             state.integral, state.derivative, state.last_measurement, now, min(hi, max(lo, state.integral))
         )
     y = math.log(measurement)
-    e = y - math.log(setpoint)
+    e = max(-cfg.error_limit, min(cfg.error_limit, y - math.log(setpoint)))
     dt = 0.0 if state.last_time is None else max(0.0, now - state.last_time)
     deriv = state.derivative
     if state.last_measurement is not None and dt > 0:

@@ -92,6 +92,8 @@ class SimConfig:
             termination grace period); its unfinished requests are counted as failed.
         start_time_s: Unix time the trace's t=0 maps to (what ``now`` the policy sees).
         tail_limit_s: after the last arrival, keep simulating at most this long for in-flight requests.
+        score_from_s: GPU-hours and scaling actions from this time on (trace seconds) are also reported as
+            ``scored`` in the summary, so a warm-up period can be left out of a comparison.
     """
 
     mode: Mode = Mode.AGGREGATED
@@ -111,6 +113,7 @@ class SimConfig:
     drain_timeout_s: float = 600.0
     start_time_s: float = 0.0
     tail_limit_s: float = 3_600.0
+    score_from_s: float = 0.0
 
     def __post_init__(self) -> None:
         expected = {Role.BOTH} if self.mode is Mode.AGGREGATED else {Role.PREFILL, Role.DECODE}

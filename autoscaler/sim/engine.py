@@ -76,7 +76,10 @@ class SimResult:
             out["requests"] = {
                 name: [_json_float(x) for x in arr.tolist()]
                 for name, arr in (
-                    ("arrival", self.arrival), ("ttft", self.ttft), ("itl", self.itl), ("e2e", self.e2e)
+                    ("arrival", self.arrival),
+                    ("ttft", self.ttft),
+                    ("itl", self.itl),
+                    ("e2e", self.e2e),
                 )
             }
         return out
@@ -120,8 +123,10 @@ def _pct(values: FloatArray, q: float) -> float | None:
     v = values[~np.isnan(values)]
     if v.size == 0:
         return None
-    x = float(np.percentile(v, q, method="linear")) if np.all(np.isfinite(v)) else float(
-        np.sort(v)[min(v.size - 1, math.ceil(q / 100.0 * v.size) - 1)]
+    x = (
+        float(np.percentile(v, q, method="linear"))
+        if np.all(np.isfinite(v))
+        else float(np.sort(v)[min(v.size - 1, math.ceil(q / 100.0 * v.size) - 1)])
     )
     return x
 
@@ -162,8 +167,13 @@ class Simulation:
         self.profiles = per_role
         self.arrivals = arrivals
         self.fleet = Fleet(
-            config, per_role, arrivals, np.asarray(trace.input_tokens), np.asarray(trace.output_tokens),
-            trace.hash_ids, seed=seed,
+            config,
+            per_role,
+            arrivals,
+            np.asarray(trace.input_tokens),
+            np.asarray(trace.output_tokens),
+            trace.hash_ids,
+            seed=seed,
         )
         for role, shape in config.roles.items():
             for _ in range(shape.initial):
@@ -174,13 +184,19 @@ class Simulation:
         self.last_arrival = float(arrivals[-1]) if n else 0.0
         self.horizon = self.last_arrival + config.tail_limit_s
         self.series: dict[str, list[float | None]] = {
-            "t": [], "arrival_rate": [], "observed_ttft": [], "observed_itl": [], "cost_per_hour": []
+            "t": [],
+            "arrival_rate": [],
+            "observed_ttft": [],
+            "observed_itl": [],
+            "cost_per_hour": [],
         }
         for role in config.roles:
             self.series[f"replicas.{role.value}"] = []
             self.series[f"ready.{role.value}"] = []
+            self.series[f"waiting.{role.value}"] = []
         self.decisions: list[str] = []
         self.actions = 0
+        self.scored_actions = 0
         self.finished = False
         self.now = 0.0
         self._k_scrape = 1
@@ -228,9 +244,12 @@ class Simulation:
                 changed.append(f"{role.value} {fleet.target(role)}→{want}")
                 fleet.scale_to(role, want, t)
                 self.actions += 1
+                if t >= config.score_from_s:
+                    self.scored_actions += 1
         reason = decision.primary_reason
         self.decisions.append(
-            f"{t:.0f}s " + ("; ".join(changed) if changed else "hold")
+            f"{t:.0f}s "
+            + ("; ".join(changed) if changed else "hold")
             + (f" [{reason.code.value}: {reason.message}]" if reason else "")
         )
         idx = int(np.searchsorted(self.arrivals, t, side="right"))
@@ -243,6 +262,8 @@ class Simulation:
         cost = 0.0
         for role in config.roles:
             series[f"replicas.{role.value}"].append(float(fleet.target(role)))
+            waiting = obs.roles[role].queue_depth if role in obs.roles else None
+            series[f"waiting.{role.value}"].append(waiting)
             active = fleet.active(role)
             series[f"ready.{role.value}"].append(
                 float(sum(1 for r in active if r.state is ReplicaState.READY))
@@ -337,12 +358,23 @@ def _result(sim: Simulation, end: float, gpu_s: Mapping[Role, float]) -> SimResu
         "gpu_hours": {"total": sum(hours.values()), **hours},
         "cost_usd": cost,
         "scaling_actions": actions,
+        "scored": {
+            "from_s": config.score_from_s,
+            "gpu_hours": sum(fleet.gpu_seconds(end, config.score_from_s).values()) / 3600.0,
+            "scaling_actions": sim.scored_actions,
+            "duration_s": max(0.0, end - config.score_from_s),
+        },
         "replicas_requested": len(fleet.replicas),
         "preemptions": sum(r.preemptions for r in fleet.replicas),
         "prefill_tokens_computed": fleet.prefill_tokens_computed,
         "prefix_hit_tokens": fleet.prefix_hit_tokens,
     }
     return SimResult(
-        summary=summary, timeseries=series, arrival=arrivals.copy(), ttft=ttft.copy(), itl=itl.copy(),
-        e2e=e2e.copy(), decisions=list(decisions),
+        summary=summary,
+        timeseries=series,
+        arrival=arrivals.copy(),
+        ttft=ttft.copy(),
+        itl=itl.copy(),
+        e2e=e2e.copy(),
+        decisions=list(decisions),
     )

@@ -97,8 +97,21 @@ class Timing:
 
 class _Request:
     __slots__ = (
-        "arrival", "entry", "epoch", "first_t", "generated", "hashes", "idx", "inp", "join_gen",
-        "join_step", "kv_ready", "last_t", "out", "prefill_left", "reserved",
+        "arrival",
+        "entry",
+        "epoch",
+        "first_t",
+        "generated",
+        "hashes",
+        "idx",
+        "inp",
+        "join_gen",
+        "join_step",
+        "kv_ready",
+        "last_t",
+        "out",
+        "prefill_left",
+        "reserved",
     )
 
     def __init__(self, idx: int, arrival: float, inp: int, out: int, hashes: tuple[int, ...] | None) -> None:
@@ -302,7 +315,8 @@ class Fleet:
     def active(self, role: Role) -> list[Replica]:
         """Replicas of ``role`` that count towards its replica count: starting or ready (not draining)."""
         return [
-            r for r in self.replicas
+            r
+            for r in self.replicas
             if r.role is role and r.state in (ReplicaState.STARTING, ReplicaState.READY)
         ]
 
@@ -448,11 +462,7 @@ class Fleet:
 
     def _pick(self, reps: list[Replica], req: _Request) -> Replica:
         best = min(r.outstanding for r in reps)
-        if (
-            self.config.router is RouterKind.PREFIX_AWARE
-            and req.hashes
-            and self.entry_role is reps[0].role
-        ):
+        if self.config.router is RouterKind.PREFIX_AWARE and req.hashes and self.entry_role is reps[0].role:
             best_match = 0
             chosen: Replica | None = None
             limit = best + self.config.prefix_slack
@@ -768,12 +778,13 @@ class Fleet:
         """Replicas whose ``/metrics`` a scrape would reach: ready or draining."""
         return (r for r in self.replicas if r.state in (ReplicaState.READY, ReplicaState.DRAINING))
 
-    def gpu_seconds(self, end: float) -> dict[Role, float]:
-        """GPU-seconds billed per role up to ``end``: from request until gone (or ``end``)."""
+    def gpu_seconds(self, end: float, start: float = 0.0) -> dict[Role, float]:
+        """GPU-seconds billed per role between ``start`` and ``end``: from request until gone."""
         out = {role: 0.0 for role in self.config.roles}
         for rep in self.replicas:
             stop = min(rep.gone_t, end)
-            out[rep.role] += max(0.0, stop - rep.requested_t) * self.profiles[rep.role].gpus_per_replica
+            begin = max(rep.requested_t, start)
+            out[rep.role] += max(0.0, stop - begin) * self.profiles[rep.role].gpus_per_replica
         return out
 
 

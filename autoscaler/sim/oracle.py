@@ -128,13 +128,17 @@ def refine_on_twin(
 ) -> Any:
     """Greedy per-window search on the twin (module docstring): ``run(oracle)`` simulates and returns the
     :class:`~autoscaler.sim.engine.SimResult`; windows below ``goal`` (share of their arrivals meeting the
-    target) gain ``max(1, 10 %)`` replicas of the role that missed, windows at 100 % lose one. Returns the
-    result of the last run (the schedule it measured is the oracle's final one)."""
+    target) gain ``max(1, 10 %)`` replicas of the role that missed (a TTFT miss in a window where decode had
+    more requests waiting than ready replicas is decode's: TTFT includes the wait for a decode slot), windows
+    at 100 % lose one. Returns the result of the last run (the schedule it measured is the oracle's final
+    one)."""
     roles = (Role.PREFILL, Role.DECODE)
     size = oracle.rate.size
     for r in roles:
         oracle.adjust.setdefault(r, np.zeros(size, dtype=int))
     result = run(oracle)
+    # a window that needed more of a role keeps it: giving it back would undo the repair next pass
+    raised = {r: np.zeros(size, dtype=bool) for r in roles}
     for _ in range(passes):
         w = np.minimum((np.asarray(result.arrival) // oracle.window_s).astype(int), size - 1)
         count = np.bincount(w, minlength=size).astype(float)
@@ -151,20 +155,38 @@ def refine_on_twin(
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = {r: np.where(count > 0, share[r] / np.maximum(count, 1.0), 1.0) for r in roles}
         perfect = (count > 0) & (both_ok >= count)
+        congested = _decode_congested_windows(result, oracle.window_s, size)
         for r in roles:
             base = table[r] + oracle.adjust[r]
             up = (count > 0) & (frac[r] < goal)
             if r == Role.DECODE:
                 # TTFT includes waiting for a decode slot: a TTFT miss where decode was trimmed undoes the trim
-                up |= (count > 0) & (frac[Role.PREFILL] < goal) & (oracle.adjust[r] < 0)
+                up |= (count > 0) & (frac[Role.PREFILL] < goal) & ((oracle.adjust[r] < 0) | congested)
             # only windows where every arrival met both targets give a replica back
-            down = perfect & (base > 1)
+            down = perfect & (base > 1) & ~raised[r]
             step = np.maximum(1, np.ceil(0.1 * base)).astype(int)
             adj = oracle.adjust[r]
             adj[up] += step[up]
+            raised[r] |= up
             adj[down] -= np.maximum(1, np.floor(0.05 * base)).astype(int)[down]
             changed = changed or bool(up.any() or down.any())
         if not changed:
             break
         result = run(oracle)
     return result
+
+
+def _decode_congested_windows(result: Any, window_s: float, size: int) -> np.ndarray:
+    """Per window: whether the decode role ever had more requests waiting than ready replicas."""
+    out = np.zeros(size, dtype=bool)
+    ts = result.timeseries
+    waiting, ready = ts.get("waiting.decode"), ts.get("ready.decode")
+    if not waiting or not ready:
+        return out
+    for t, q, n in zip(ts["t"], waiting, ready, strict=True):
+        if t is None or q is None or n is None:
+            continue
+        k = min(int(t // window_s), size - 1)
+        if q > max(1.0, n):
+            out[k] = True
+    return out

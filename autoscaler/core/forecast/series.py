@@ -13,8 +13,8 @@ The model, per signal ``y`` (a rate, so non-negative):
       x̂_{n+k} = ℓ_n + (φ + φ² + … + φ^k) b_n + s_{n+k−m}
 
   (α, β, γ, φ) minimise the one-step squared error on the stored history (``scipy.optimize.minimize``,
-  L-BFGS-B), refitted every ``refit_every`` buckets only, so a typical update costs microseconds. Until two
-  full seasons are stored (or with ``m = 0``) the seasonal terms are zero: a damped Holt trend.
+  L-BFGS-B), refitted every ``refit_every`` buckets only, so a typical update costs microseconds. Until one
+  full season is stored (or with ``m = 0``) the seasonal terms are zero: a damped Holt trend.
 
 Every sample also records each method's forecast for ``t + h``; when that time arrives the log error
 ``r = ln((y + ε) / (ŷ + ε))`` is scored. ``auto`` picks the method with the lowest exponentially weighted
@@ -157,20 +157,22 @@ def holt_winters_run(
 ) -> tuple[float, float, tuple[float, ...], float]:
     """Run the Holt-Winters recursion over ``values`` (bucket means whose first has index ``first_index``).
 
-    Returns ``(level, trend, season by slot, sum of squared one-step errors)``. Seasonality is used only when
-    ``m > 0`` and at least ``2 m`` values exist; it is initialised from the first season.
+    Returns ``(level, trend, season by slot, sum of squared one-step errors)``. Seasonality is used once
+    ``m > 0`` and more than one season of values exists; it is initialised from the first season (the trend
+    from the first two seasons when there are two, else zero): a controller that has seen yesterday should
+    use it today.
     """
     x = [float(v) for v in values]
     n = len(x)
     if n == 0:
         return 0.0, 0.0, (), 0.0
     a, b_, g, phi = params.alpha, params.beta, params.gamma, params.phi
-    seasonal = m > 0 and n >= 2 * m
+    seasonal = m > 0 and n > m
     season = [0.0] * m if seasonal else []
     if seasonal:
         first = x[:m]
         level = sum(first) / m
-        trend = (sum(x[m : 2 * m]) / m - level) / m
+        trend = (sum(x[m : 2 * m]) / m - level) / m if n >= 2 * m else 0.0
         for j in range(m):
             season[(first_index + j) % m] = first[j] - level
         start = m
@@ -233,7 +235,7 @@ def _close_buckets(state: SeriesState, cfg: ForecastConfig, new_index: int) -> S
     since_fit = state.since_fit + gap
     params = state.params
     level, trend, season = state.level, state.trend, state.season
-    need_seasonal_init = m > 0 and not season and len(history) >= 2 * m
+    need_seasonal_init = m > 0 and not season and len(history) > m
     first_fit = not state.fitted and len(history) >= 16
     refit = since_fit >= cfg.refit_every or need_seasonal_init or first_fit
     fitted = state.fitted or refit
