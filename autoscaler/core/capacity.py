@@ -109,6 +109,8 @@ class ModelParams:
             grows without bound, so a target below ``(1 + floor_slack) × floor`` is sized as that instead.
         arrival_cv2: squared coefficient of variation of inter-arrival times in the Allen–Cunneen wait
             (1 = Poisson).
+        slot_margin: multiplies the decode slot margin ``z_p·√m*`` (sequences in flight fluctuate; a
+            sequence that finds no slot waits, and that wait is TTFT).
     """
 
     prompt_cv2: float = 1.0
@@ -119,6 +121,7 @@ class ModelParams:
     floor_wait_share: float = 0.1
     floor_slack: float = 0.25
     arrival_cv2: float = 1.0
+    slot_margin: float = 1.0
 
 
 def erlang_c(servers: int, offered: float) -> float:
@@ -392,7 +395,7 @@ def decode_concurrency(
     b = decode_batch_limit(profile, itl_target_s, ctx, demand.mean_prompt + demand.mean_output, params)
     if b < 1:
         return 0.0
-    z = _z(quantile)
+    z = _z(quantile) * params.slot_margin
     root = (-z + math.sqrt(z * z + 4.0 * b)) / 2.0
     return max(root * root, 1e-3)
 

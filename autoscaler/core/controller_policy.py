@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from autoscaler.api.durations import parse_duration
@@ -85,6 +85,11 @@ class Tuning:
         peak_hold_leads: provision at least the largest demand observed over this many lead times
             (cold start + interval). Load that dipped can come back faster than a released replica can:
             a replica given up now serves again only a lead time after it is asked for. 0 turns it off.
+        rise_window_leads: over the last this many lead times, the controller records how far demand rose
+            within one lead time from each observation; the forecast-quantile of those rises is added to the
+            current demand. Traffic that bursts more often than a replica can start (on/off code traffic)
+            then keeps capacity for its bursts, smooth traffic gets a margin of its own short-term swings.
+            0 turns it off.
         correction_floor: lower clamp of the learned corrections (1 = learn only that the fleet is slower
             than the profile says, never faster: the queueing model's error depends on the load, and a
             "faster than modelled" learned at light load under-sizes at heavy load).
@@ -105,6 +110,7 @@ class Tuning:
     peak_hold_leads: float = 1.0
     itl_learn_share: float = 0.5
     correction_floor: float = 1.0
+    rise_window_leads: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +134,7 @@ class SLOState:
         last_time: time of the last step, Unix seconds.
         first_time: time of the first usable observation, Unix seconds.
         recent: observed demand ``(time s, requests/s, prompt tokens/s, output tokens/s)`` over the last
-            ``peak_hold_leads`` lead times, oldest first.
+            ``max(peak_hold_leads, rise_window_leads)`` lead times, oldest first.
     """
 
     arrivals: SeriesState = field(default_factory=SeriesState)
@@ -283,25 +289,72 @@ def _provisioned_demand(
     a_up: float,
     p_up: float,
     g_up: float,
+    *,
+    t_now: float,
+    hold_s: float,
+    lead_s: float,
+    rise_quantile: float,
 ) -> Demand:
-    """The demand to size for: the forecast's upper values and the largest demand of the recent window.
+    """The demand to size for: the largest of the forecast's upper values, the peak of the last ``hold_s``
+    seconds, and the current demand plus the ``rise_quantile`` of the rises within one lead time seen in
+    ``recent``.
 
-    Requests/s and prompt tokens/s are combined through one mean prompt length, that of the recent window
+    Requests/s and prompt tokens/s are combined through one mean prompt length, that of the hold window
     (Σ prompt / Σ requests), so that upper bands drawn separately for the two series cannot inflate the mean
     prompt (a +20 % prompt band over a +5 % arrival band would size for 14 % longer prompts, and prefill time
     grows faster than linearly in the prompt).
     """
-    arrivals = sum(r[1] for r in recent) if recent else now.arrival_rate
-    prompts = sum(r[2] for r in recent) if recent else now.prompt_tokens_rate
+    held = [r for r in recent if t_now - r[0] < hold_s] or [(t_now, *_demand_tuple(now))]
+    arrivals = sum(r[1] for r in held)
+    prompts = sum(r[2] for r in held)
     mean_prompt = prompts / arrivals if arrivals > 0 else now.mean_prompt
-    peak_arrival = max((r[1] for r in recent), default=now.arrival_rate)
-    peak_prompt = max((r[2] for r in recent), default=now.prompt_tokens_rate)
-    peak_gen = max((r[3] for r in recent), default=now.generation_tokens_rate)
-    rates = [a_up, peak_arrival]
+
+    def work(r: tuple[float, float, float, float]) -> float:
+        # requests/s, or the prompt tokens/s in requests of the mean length if that is more
+        return max(r[1], r[2] / mean_prompt) if mean_prompt > 0 else r[1]
+
+    rates = [a_up, max(work(r) for r in held)]
     if mean_prompt > 0:
-        rates += [p_up / mean_prompt, peak_prompt / mean_prompt]
+        rates.append(p_up / mean_prompt)
+    gens = [g_up, max(r[3] for r in held)]
+    if rise_quantile > 0 and len(recent) >= 8:
+        current = (t_now, *_demand_tuple(now))
+        rates.append(work(current) + _rise(recent, work, lead_s, rise_quantile))
+        gens.append(now.generation_tokens_rate + _rise(recent, lambda r: r[3], lead_s, rise_quantile))
     lam = max(rates)
-    return Demand(lam, lam * mean_prompt, max(g_up, peak_gen))
+    return Demand(lam, lam * mean_prompt, max(gens))
+
+
+def _demand_tuple(d: Demand) -> tuple[float, float, float]:
+    return d.arrival_rate, d.prompt_tokens_rate, d.generation_tokens_rate
+
+
+def _rise(
+    samples: tuple[tuple[float, float, float, float], ...],
+    value: Callable[[tuple[float, float, float, float]], float],
+    lead_s: float,
+    quantile: float,
+) -> float:
+    """``quantile`` of ``max(value over (t, t + lead]) − value(t)`` over the samples with a full lead time
+    after them (0 when fewer than four): how far demand climbed within one lead time, recently."""
+    values = [value(r) for r in samples]
+    times = [r[0] for r in samples]
+    rises: list[float] = []
+    j = 0
+    for i, t in enumerate(times):
+        if t + lead_s > times[-1]:
+            break
+        j = max(j, i + 1)
+        while j < len(times) and times[j] <= t + lead_s:
+            j += 1
+        rises.append(max(0.0, max(values[i + 1 : j], default=values[i]) - values[i]))
+    if len(rises) < 4:
+        return 0.0
+    rises.sort()
+    pos = quantile * (len(rises) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(rises) - 1)
+    return rises[lo] + (rises[hi] - rises[lo]) * (pos - lo)
 
 
 def _upper(current: float | None, fc: Forecast | None) -> float | None:
@@ -369,7 +422,13 @@ def decide(
             Reason(ReasonCode.METRICS_UNAVAILABLE, f"no observation for role(s) {', '.join(missing)}"),
         )
 
-    model = replace(tuning.model, disaggregated=spec.roles.disaggregated)
+    # the main knob also scales decode's slot margin: decode slots are a hard limit (a sequence that finds
+    # none waits, and that wait is TTFT), so a safer setting must buy decode margin as well as prefill's
+    model = replace(
+        tuning.model,
+        disaggregated=spec.roles.disaggregated,
+        slot_margin=tuning.model.slot_margin / min(4.0, max(0.25, tuning.headroom)),
+    )
     slo = spec.slo
     q_ttft, q_itl = slo.ttft.quantile, slo.itl.quantile
     ttft_t, itl_t = slo.ttft.target_s, slo.itl.target_s
@@ -393,13 +452,21 @@ def decide(
         )
     now_demand = Demand(arrival or 0.0, prompt or 0.0, gen or 0.0)
     hold_s = tuning.peak_hold_leads * cfg.horizon_s
-    recent = tuple(r for r in state.recent if now - r[0] < hold_s) if hold_s > 0 else ()
-    if hold_s > 0:
-        recent = (
-            *recent,
-            (now, now_demand.arrival_rate, now_demand.prompt_tokens_rate, now_demand.generation_tokens_rate),
-        )
-    demand = _provisioned_demand(now_demand, recent, a_up, p_up, g_up)
+    keep_s = max(hold_s, tuning.rise_window_leads * cfg.horizon_s)
+    recent = tuple(r for r in state.recent if now - r[0] < keep_s) if keep_s > 0 else ()
+    if keep_s > 0:
+        recent = (*recent, (now, *_demand_tuple(now_demand)))
+    demand = _provisioned_demand(
+        now_demand,
+        recent,
+        a_up,
+        p_up,
+        g_up,
+        t_now=now,
+        hold_s=hold_s,
+        lead_s=cfg.horizon_s,
+        rise_quantile=spec.forecast.quantile if tuning.rise_window_leads > 0 else 0.0,
+    )
     snapshot = None
     if f_arr is not None:
         snapshot = ForecastSnapshot(a_up, f_arr.mean, p_up, g_up, f_arr.horizon_s, f_arr.method)

@@ -6,7 +6,7 @@ command binds to the profile and the simulated fleet's shape (:meth:`CorePolicy.
 
 Syntax (the knob after ``:`` is the one the scorecard sweeps; defaults are the peers' own):
 
-- ``slo[:HEADROOM]`` — the controller (default headroom 0.8); ``slo-noforecast[:HEADROOM]`` with forecasting off;
+- ``slo[:HEADROOM]`` — the controller (default headroom 0.5); ``slo-noforecast[:HEADROOM]`` with forecasting off;
 - ``hpa-queue[:TARGET]`` (waiting requests per pod, default 5), ``hpa-kv[:TARGET]`` (KV use, default 0.8);
 - ``keda[:THRESHOLD]`` (sum of waiting requests per replica, default 5); ``llmd[:TARGET]`` (latency ratio,
   default 1.0); ``dynamo[:SAFETY]`` (default 1.0); ``kpa[:TARGET]`` (concurrency per replica, default 16);
@@ -118,9 +118,9 @@ def _register(name: str, usage: str, default: float, build: Callable[[float, Per
     register_policy(name, factory, usage)
 
 
-_register("slo", "slo[:HEADROOM=0.8]", 0.8, lambda k, p: SLOPolicy(p, tuning=Tuning(headroom=k)))
+_register("slo", "slo[:HEADROOM=0.5]", 0.5, lambda k, p: SLOPolicy(p, tuning=Tuning(headroom=k)))
 _register(
-    "slo-noforecast", "slo-noforecast[:HEADROOM=0.8]", 0.8,
+    "slo-noforecast", "slo-noforecast[:HEADROOM=0.5]", 0.5,
     lambda k, p: SLOPolicy(p, tuning=Tuning(headroom=k)), forecast="off",
 )
 _register("hpa-queue", "hpa-queue[:TARGET=5]", 5.0, lambda k, p: HPAPolicy("queue", k))

@@ -41,7 +41,7 @@ def run_demo(minutes: float = 30.0, rate_scale: float = 4.0) -> list[tuple[str, 
     first = sc.OracleStart.first_need(trace, profile, spec)
     out = []
     for name in POLICIES:
-        knob = {"slo": 0.8, "hpa-queue": 5.0, "static": 1.0}[name]
+        knob = {"slo": 0.5, "hpa-queue": 5.0, "static": 1.0}[name]
         policy = sc.make_policy(sc.GridItem(scenario, name, knob, profile.name), trace, profile, spec)
         roles = {r: RoleShape(initial=first[r], min_replicas=1, max_replicas=200) for r in (Role.PREFILL, Role.DECODE)}
         config = SimConfig(mode=Mode.DISAGGREGATED, roles=roles, slo_ttft_s=1.0, slo_itl_s=0.1, slo_percentile=95)
