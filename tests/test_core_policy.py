@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autoscaler.core.controller_policy import SLOPolicy, SLOState
-from autoscaler.core.types import DataFlag, Observation, ReasonCode, Role
+from autoscaler.core.types import DataFlag, Observation, ReasonCode, Role, RoleObservation
 from tests.strategies import TableProfile, make_spec, observation, observations, role_obs
 
 POLICY = SLOPolicy(TableProfile())
@@ -132,3 +132,71 @@ def test_accelerator_mix_uses_caps() -> None:
     d, _ = policy.decide(spec, obs, policy.initial_state(spec, 0.0), 0.0)
     assert set(d.accelerators) == {Role.PREFILL, Role.DECODE}
     assert d.desired[Role.PREFILL] > 2
+
+
+# --------------------------------------------------------------------------- demand, backlog and congestion
+
+
+def _run(steps: list[tuple[float, dict[Role, RoleObservation]]], spec=SPEC):  # type: ignore[no-untyped-def]
+    """Feed ``(time, roles)`` observations in order; returns the last decision and state."""
+    state = POLICY.initial_state(spec, 0.0)
+    decision = None
+    for t, roles in steps:
+        decision, state = POLICY.decide(spec, observation(t, roles), state, t)
+    assert decision is not None
+    return decision, state
+
+
+def test_a_dip_shorter_than_a_lead_time_does_not_release_what_the_peak_needs() -> None:
+    """Load at 40 req/s for three minutes, then 10 req/s for 30 s: the peak of the last lead time still
+    sizes the fleet (a replica released now would serve again only a lead time after it is asked for)."""
+    steady = [(k * 15.0, {r: role_obs(10, rate=40.0, ttft=None, itl=None) for r in (Role.PREFILL, Role.DECODE)})
+              for k in range(12)]
+    at_peak, _ = _run(steady)
+    dip = [(180.0 + k * 15.0, {r: role_obs(at_peak.desired[r], rate=10.0, ttft=None, itl=None)
+                               for r in (Role.PREFILL, Role.DECODE)}) for k in range(2)]
+    after, _ = _run(steady + dip)
+    assert after.desired[Role.PREFILL] >= at_peak.desired[Role.PREFILL]
+
+
+def test_a_long_decode_queue_is_drained_over_the_lead_time_not_given_a_slot_each() -> None:
+    """4,600 sequences waiting for decode: the decode fleet grows by what drains them within a lead time,
+    not by 4,600 / m* replicas (which asked for ×50 during a burst)."""
+    def roles(waiting: float) -> dict[Role, RoleObservation]:
+        dec = replace(role_obs(15, rate=85.0, prompt=1200.0, output=230.0, ttft=None, itl=0.07),
+                      queue_depth=waiting, running=960.0)
+        pre = role_obs(20, rate=85.0, prompt=1200.0, output=230.0, ttft=None, itl=None)
+        return {Role.PREFILL: pre, Role.DECODE: dec}
+
+    calm, _ = _run([(k * 15.0, roles(2.0)) for k in range(10)])
+    queued, _ = _run([(k * 15.0, roles(2.0)) for k in range(9)] + [(135.0, roles(4600.0))])
+    grown = queued.desired[Role.DECODE] - calm.desired[Role.DECODE]
+    assert 0 < grown <= 20  # 4,600 × 230 tokens over a 75 s lead time: tens of thousands of tokens/s at most
+    assert queued.desired[Role.DECODE] < SPEC.roles.decode.max_replicas  # type: ignore[union-attr]
+
+
+def test_ttft_caused_by_decode_congestion_does_not_grow_prefill() -> None:
+    """TTFT forty times its target while decode has thousands waiting: decode's problem. Prefill's PID
+    ignores the TTFT, so prefill stays where its load puts it."""
+    def roles(ttft: float | None, waiting: float) -> dict[Role, RoleObservation]:
+        pre = role_obs(12, rate=40.0, ttft=ttft, itl=None)
+        dec = replace(role_obs(6, rate=40.0, ttft=None, itl=0.07), queue_depth=waiting, running=380.0)
+        return {Role.PREFILL: pre, Role.DECODE: dec}
+
+    calm, _ = _run([(k * 15.0, roles(0.5, 0.0)) for k in range(8)])
+    jam, _ = _run([(k * 15.0, roles(0.5, 0.0)) for k in range(8)]
+                  + [(120.0 + k * 15.0, roles(40.0, 3000.0)) for k in range(4)])
+    assert jam.desired[Role.PREFILL] <= calm.desired[Role.PREFILL]
+    assert jam.desired[Role.DECODE] > calm.desired[Role.DECODE]
+
+
+def test_rise_is_the_quantile_of_climbs_within_one_lead_time() -> None:
+    from autoscaler.core.controller_policy import _rise
+
+    # a sawtooth: 10 req/s, jumping to 40 every 60 s for one sample
+    samples = tuple((t, 40.0 if t % 60 == 0 else 10.0, 0.0, 0.0) for t in range(0, 600, 15))
+    climbs = _rise(samples, lambda r: r[1], 30.0, 0.9)
+    assert climbs == 30.0  # within 30 s of most samples the load climbs by 30 req/s somewhere
+    flat = tuple((float(t), 10.0, 0.0, 0.0) for t in range(0, 600, 15))
+    assert _rise(flat, lambda r: r[1], 30.0, 0.9) == 0.0
+    assert _rise(flat[:3], lambda r: r[1], 30.0, 0.9) == 0.0  # too few to judge

@@ -196,3 +196,31 @@ def test_default_scenarios_ground_the_code_trace_ttft() -> None:
     assert targets == {"azure_conv": (1.0, 0.1), "azure_code": (2.0, 0.1), "servegen_day": (1.0, 0.1)}
     profile = load_profile("llama2-70b/h100/tp4")
     assert 0.5 < profile.prefill_time_s(7436) < 1.0 < 2.0
+
+
+def test_every_policy_starts_from_a_fleet_that_holds_the_first_lead_time() -> None:
+    """The start fleet is the model's first need times the smallest margin that meets the SLO for 99 % of
+    the first lead time's requests on the twin: no policy starts behind with a backlog it could not avoid."""
+    import numpy as np
+
+    from autoscaler.core.baselines import StaticPolicy
+    from autoscaler.sim.config import Mode, RoleShape, SimConfig
+    from autoscaler.sim.engine import simulate
+
+    profile = load_profile("llama2-70b/h100/tp4")
+    scenario = sc.default_scenarios(quick=True)[0]
+    trace = sc._load(scenario, 0)
+    spec = sc.build_spec(profile)
+    first = sc.OracleStart.first_need(trace, profile, spec)
+    start = sc.start_fleet(scenario, 0, trace, profile, spec)
+    assert all(start[r] >= first[r] for r in first)
+    config = SimConfig(
+        mode=Mode.DISAGGREGATED,
+        roles={r: RoleShape(initial=n, min_replicas=1, max_replicas=200) for r, n in start.items()},
+    )
+    result = simulate(trace, profile, config, StaticPolicy(start), spec)
+    lead = profile.cold_start_s + spec.control_interval_s
+    early = np.asarray(result.arrival) <= lead
+    ok = (np.asarray(result.ttft)[early] <= 1.0) & (np.nan_to_num(np.asarray(result.itl)[early]) <= 0.1)
+    assert ok.mean() >= 0.99 or start == {r: max(1, int(np.ceil(n * sc.OracleStart.MARGINS[-1])))
+                                          for r, n in first.items()}

@@ -55,6 +55,35 @@ def test_summary_figures_are_consistent() -> None:
     assert sum(r * 15 for r in ts["arrival_rate"] if r is not None) == pytest.approx(s["requests"])
 
 
+def test_scored_window_bills_and_counts_only_after_score_from() -> None:
+    """``score_from_s`` leaves a warm-up out: GPU-hours of a fixed fleet scale with the scored duration, and
+    the scaling actions before the cut are not counted."""
+    prof = LinearProfile(cold_start_s=30.0, max_batch_size=16)
+    rng = np.random.default_rng(1)
+    parts, t0 = [], 0.0
+    for rate, dur in ((1.0, 300), (6.0, 600)):
+        t = t0 + np.cumsum(rng.exponential(1 / rate, int(rate * dur * 1.3)))
+        parts.append(t[t < t0 + dur])
+        t0 += dur
+    trace = make_trace(list(np.concatenate(parts)), 500, 200)
+    static = simulate(trace, prof, replace_cfg(CFG, score_from_s=300.0), policy_from_string("static:2"))
+    scored = static.summary["scored"]
+    assert scored["from_s"] == 300.0
+    assert scored["duration_s"] == pytest.approx(static.summary["duration_s"] - 300.0)
+    assert scored["gpu_hours"] == pytest.approx(2 * prof.gpus_per_replica * scored["duration_s"] / 3600)
+    cfg = SimConfig(roles={Role.BOTH: RoleShape(initial=1, min_replicas=1, max_replicas=20)}, score_from_s=450.0)
+    reactive = simulate(trace, prof, cfg, policy_from_string("reactive:target=2"))
+    total, late = reactive.summary["scaling_actions"], reactive.summary["scored"]["scaling_actions"]
+    assert 0 <= late <= total
+    assert reactive.summary["scored"]["gpu_hours"] < reactive.summary["gpu_hours"]["total"]
+
+
+def replace_cfg(cfg: SimConfig, **changes: object) -> SimConfig:
+    import dataclasses
+
+    return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+
+
 def test_reactive_policy_scales_up_under_overload_and_back_down() -> None:
     prof = LinearProfile(cold_start_s=30.0, max_batch_size=16)
     # 10 minutes quiet, 10 minutes at 6×, 15 minutes quiet

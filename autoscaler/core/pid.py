@@ -69,13 +69,14 @@ def pid_step(
 ) -> PIDState:
     """Advance the PID one step; ``state.output`` is the new log trim factor.
 
-    ``measurement`` and ``setpoint`` are positive latencies (seconds); ``measurement=None`` or
-    ``hold=True`` freezes the integral and the derivative (the output keeps its last integral part).
+    ``measurement`` and ``setpoint`` are positive latencies (seconds). ``measurement=None`` keeps the last
+    output (bumpless: a signal that vanishes must not step the fleet); ``hold=True`` freezes the integral
+    and the derivative.
     """
     lo, hi = math.log(cfg.factor_min), math.log(cfg.factor_max)
     if measurement is None or not (measurement > 0 and math.isfinite(measurement)) or setpoint <= 0:
         return PIDState(
-            state.integral, state.derivative, state.last_measurement, now, min(hi, max(lo, state.integral))
+            state.integral, state.derivative, state.last_measurement, now, min(hi, max(lo, state.output))
         )
     y = math.log(measurement)
     e = max(-cfg.error_limit, min(cfg.error_limit, y - math.log(setpoint)))
