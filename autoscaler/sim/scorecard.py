@@ -52,10 +52,12 @@ __all__ = [
 #: Knob values swept per policy (the peer's own default is always among them).
 DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
     # headroom: the share of the waiting budget (target − no-wait floor) the fleet is sized to use
-    "slo": (0.25, 0.4, 0.6, 1.0, 2.5),
-    "slo-noforecast": (0.25, 0.4, 0.6, 1.0, 2.5),
-    # up to 4.5×: on the bursty Azure code trace a fixed fleet needs several times the 5-minute peak
-    "static": (0.9, 1.2, 1.4, 1.6, 1.9, 2.2, 3.0, 4.5),
+    "slo": (0.25, 0.4, 0.5, 0.6, 0.8, 1.0, 2.5),
+    "slo-noforecast": (0.25, 0.4, 0.5, 0.6, 0.8, 1.0, 2.5),
+    # dense near 1× (where the 99 % crossing of the smooth traces lies; linear interpolation between
+    # distant points would overstate static's cost) and up to 6×: on the bursty Azure code trace a fixed
+    # fleet needs several times the 5-minute peak
+    "static": (0.8, 0.9, 1.0, 1.1, 1.2, 1.4, 1.7, 2.2, 3.0, 4.5, 6.0),
     "hpa-queue": (0.5, 2.0, 5.0),
     "hpa-kv": (0.3, 0.5, 0.8),
     "keda": (0.5, 2.0, 5.0),
@@ -63,7 +65,7 @@ DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
     "dynamo": (1.0, 1.5, 2.5),
     "kpa": (4.0, 8.0, 16.0),
     # the oracle's knob is its per-window goal: the share of each window's arrivals that must meet the SLO
-    "oracle": (0.9, 0.97, 0.995),
+    "oracle": (0.9, 0.95, 0.97, 0.99, 0.995),
 }
 QUICK_SWEEPS: dict[str, tuple[float, ...]] = {
     "slo": (0.5, 0.8),
