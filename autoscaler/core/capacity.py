@@ -96,9 +96,9 @@ class ModelParams:
         disaggregated: add the prefill→decode KV transfer to TTFT.
         pooled: model the prefill fleet as one M/G/n queue (True) or as ``n`` M/G/1 queues at ``λ/n``
             (False, the default). Least-outstanding routing does not move a request once queued, chunked
-            prefill shares a replica between prompts, and real arrivals come in sub-minute bursts: on the
-            Azure conversation trace the pooled model predicted TTFT p95 0.44 s where the twin measured
-            0.9–1.4 s at 9–16 replicas, the per-replica model 0.9–1.2 s (docs/control.md). The pooled model
+            prefill shares a replica between prompts, and real arrivals come in sub-minute bursts: replaying
+            the Azure conversation trace, the pooled model predicted 0.45–0.92× the twin's per-minute TTFT p95
+            at 9–19 replicas, the per-replica model 1.12–1.35× (``bench/queue_model.py``). The pooled model
             is right only for steady Poisson load.
         length_nodes: quadrature points of the prompt-length distribution (Gamma with mean ``L̄`` and
             squared CV ``prompt_cv2``) used for the TTFT quantile.
