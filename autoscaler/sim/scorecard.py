@@ -274,7 +274,6 @@ def _load(sc: Scenario, seed: int) -> Any:
 def run_item(item: GridItem) -> Point:
     """Simulate one grid item on the twin."""
     from autoscaler.catalog import load_profile
-    from autoscaler.sim.config import Mode, RoleShape, SimConfig
     from autoscaler.sim.engine import simulate
 
     trace = _load(item.scenario, item.seed)
@@ -290,18 +289,8 @@ def run_item(item: GridItem) -> Point:
     )
     policy = make_policy(item, trace, profile, spec)
     start = start_fleet(sc, item.seed, trace, profile, spec)
-    roles = {
-        r: RoleShape(initial=start[r], min_replicas=1, max_replicas=200) for r in (Role.PREFILL, Role.DECODE)
-    }
     scored_from = max(warmup_s(profile, spec), sc.history_s)
-    config = SimConfig(
-        mode=Mode.DISAGGREGATED,
-        roles=roles,
-        slo_ttft_s=spec.slo.ttft.target_s,
-        slo_itl_s=spec.slo.itl.target_s,
-        slo_percentile=spec.slo.ttft.percentile,
-        score_from_s=scored_from,
-    )
+    config = bench_config(spec, start, score_from_s=scored_from)
 
     def run(pol: Any) -> Any:
         return simulate(trace, profile, config, pol, spec, seed=item.seed)
@@ -322,6 +311,23 @@ def run_item(item: GridItem) -> Point:
         scored_attainment(result, config.slo_ttft_s, config.slo_itl_s, scored_from),
         float(scored["scaling_actions"]) / hours,
         float(scored["duration_s"]),
+    )
+
+
+def bench_config(
+    spec: InferenceAutoscalerSpec, initial: dict[Role, int], score_from_s: float = 0.0
+) -> Any:
+    """The twin's settings for a scorecard run: disaggregated, ``initial`` replicas per role (bounds 1–200,
+    or more when the start is larger), the spec's SLO, scored from ``score_from_s``."""
+    from autoscaler.sim.config import Mode, RoleShape, SimConfig
+
+    return SimConfig(
+        mode=Mode.DISAGGREGATED,
+        roles={r: RoleShape(initial=n, min_replicas=1, max_replicas=max(n, 200)) for r, n in initial.items()},
+        slo_ttft_s=spec.slo.ttft.target_s,
+        slo_itl_s=spec.slo.itl.target_s,
+        slo_percentile=spec.slo.ttft.percentile,
+        score_from_s=score_from_s,
     )
 
 
@@ -373,7 +379,6 @@ class OracleStart:
         optimistic at the start: it learns its correction only once it observes the fleet)."""
         import numpy as np
 
-        from autoscaler.sim.config import Mode, RoleShape, SimConfig
         from autoscaler.sim.engine import simulate
 
         first = OracleStart.first_need(trace, profile, spec)
@@ -383,16 +388,7 @@ class OracleStart:
         fleet = first
         for margin in OracleStart.MARGINS:
             fleet = {r: max(1, math.ceil(n * margin)) for r, n in first.items()}
-            roles = {
-                r: RoleShape(initial=n, min_replicas=1, max_replicas=max(n, 200)) for r, n in fleet.items()
-            }
-            config = SimConfig(
-                mode=Mode.DISAGGREGATED,
-                roles=roles,
-                slo_ttft_s=spec.slo.ttft.target_s,
-                slo_itl_s=spec.slo.itl.target_s,
-                slo_percentile=spec.slo.ttft.percentile,
-            )
+            config = bench_config(spec, fleet)
             result = simulate(head, profile, config, StaticPolicy(fleet), spec, seed=0)
             arrival = np.asarray(result.arrival)
             ok = (np.asarray(result.ttft) <= config.slo_ttft_s) & np.where(
