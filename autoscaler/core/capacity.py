@@ -45,7 +45,6 @@ from autoscaler.core.profile import PerformanceProfile
 __all__ = [
     "Demand",
     "ModelParams",
-    "attainable_ttft",
     "budgeted_ttft",
     "decode_batch_limit",
     "decode_capacity",
@@ -280,15 +279,6 @@ def budgeted_ttft(
     floor = no_wait_ttft(profile, mean_prompt, quantile, params)
     budget = max(0.0, target_s - floor)
     return max((1.0 + params.floor_slack) * floor, floor + headroom * budget)
-
-
-def attainable_ttft(
-    profile: PerformanceProfile, target_s: float, mean_prompt: float, quantile: float, params: ModelParams
-) -> float:
-    """The TTFT target sizing aims for: ``target_s``, or ``(1 + floor_slack) ×`` the no-wait floor when the
-    target is below that (seconds)."""
-    terms = _ttft_terms(profile, mean_prompt, params)
-    return max(target_s, (1.0 + params.floor_slack) * _ttft_q(terms, 1, 0.0, quantile))
 
 
 def _first_false(pred: Callable[[int], bool], start: int, limit: int) -> float:

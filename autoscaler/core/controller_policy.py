@@ -18,7 +18,6 @@ from autoscaler.api.v1alpha1 import ForecastMethod, InferenceAutoscalerSpec, Rol
 from autoscaler.core.capacity import (
     Demand,
     ModelParams,
-    attainable_ttft,
     budgeted_ttft,
     decode_capacity,
     decode_concurrency,
@@ -619,7 +618,8 @@ def decide(
         if n <= 0:
             return check.arrival_rate <= 0
         if role == Role.PREFILL:
-            goal = attainable_ttft(profile, ttft_t, check.mean_prompt, q_ttft, model)
+            # the unpadded target (headroom 1), or the floor plus slack when the target is below the floor
+            goal = budgeted_ttft(profile, ttft_t, 1.0, check.mean_prompt, q_ttft, model)
             return (
                 c_ttft * ttft_quantile(profile, n, check.arrival_rate, check.mean_prompt, q_ttft, model)
                 <= goal
