@@ -200,3 +200,20 @@ def test_rise_is_the_quantile_of_climbs_within_one_lead_time() -> None:
     flat = tuple((float(t), 10.0, 0.0, 0.0) for t in range(0, 600, 15))
     assert _rise(flat, lambda r: r[1], 30.0, 0.9) == 0.0
     assert _rise(flat[:3], lambda r: r[1], 30.0, 0.9) == 0.0  # too few to judge
+
+
+def test_the_climb_of_rates_during_the_first_metrics_window_is_not_a_rise_of_demand() -> None:
+    """Rates whose window reaches back before the first scrape are extrapolated from part of it and read
+    low; their climb to the true level in the first window is not learned as a climb of demand. Without
+    that, a fleet started against a steady 40 req/s would carry a rise band of 30 req/s for ten lead times."""
+    def roles(rate: float) -> dict[Role, RoleObservation]:
+        return {r: role_obs(10, rate=rate, ttft=None, itl=None) for r in (Role.PREFILL, Role.DECODE)}
+
+    steady, _ = _run([(k * 15.0, roles(40.0)) for k in range(40)])
+    filling = [10.0, 20.0, 30.0, 40.0]  # one 60-s window filling at 15-s scrapes
+    started, state = _run([(k * 15.0, roles(filling[k] if k < 4 else 40.0)) for k in range(40)])
+    assert started.desired == steady.desired
+    assert min(r[1] for r in state.recent) == 40.0
+    # the same climb after the first window is a rise of demand and is provisioned for
+    later, _ = _run([(k * 15.0, roles(10.0 if k < 8 else 10.0 + min(30.0, 10.0 * (k - 7)))) for k in range(40)])
+    assert later.desired[Role.PREFILL] > steady.desired[Role.PREFILL]

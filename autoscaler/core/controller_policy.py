@@ -19,6 +19,7 @@ from autoscaler.core.capacity import (
     Demand,
     ModelParams,
     budgeted_ttft,
+    decode_batch_limit,
     decode_capacity,
     decode_concurrency,
     predicted_itl,
@@ -455,7 +456,10 @@ def decide(
     hold_s = tuning.peak_hold_leads * cfg.horizon_s
     keep_s = max(hold_s, tuning.rise_window_leads * cfg.horizon_s)
     recent = tuple(r for r in state.recent if now - r[0] < keep_s) if keep_s > 0 else ()
-    if keep_s > 0:
+    first_seen = state.first_time if state.first_time is not None else now
+    # rates over a window that reaches back before the first scrape are extrapolated from part of it and
+    # read low (Prometheus's extrapolatedRate); their climb to the true level is not a rise of demand
+    if keep_s > 0 and now - first_seen >= parse_duration(spec.metrics.window):
         recent = (*recent, (now, *_demand_tuple(now_demand)))
     demand = _provisioned_demand(
         now_demand,
@@ -569,7 +573,8 @@ def decide(
         # now, which serves only after the lead time h: q·S/h prefill replicas, q·Ō/h decode tokens/s
         # (draining "within the TTFT target" would ask for capacity that arrives after the queue is gone
         # and then sits idle; giving every queued sequence its own slot would ask for ×50 during a burst).
-        # Sequences already running need a decode slot at the ITL target: n_d ≥ running/m*.
+        # Sequences already running need a decode slot at the ITL target: n_d ≥ running/B* (B* the batch
+        # limit), or running/m* (the concurrency with the slot margin) once sequences queue for a slot.
         ro = obs_roles[role]
         cap0 = opts[0].capacity
         queued = ro.queue_depth or 0.0
@@ -579,7 +584,21 @@ def decide(
                 need += queued * profile.prefill_time_s(demand.mean_prompt) / cfg.horizon_s * cap0
         elif role == Role.DECODE:
             need = demand.generation_tokens_rate * factor
-            m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
+            if queued:
+                # sequences already wait for a slot: grow to the concurrency that leaves the slot margin
+                m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
+            else:
+                # the running count is itself a sample of the fluctuation the margin covers; it must fit
+                # in the slots (the batch limit), not under the margin again
+                m_star = float(
+                    decode_batch_limit(
+                        profile,
+                        eff_itl,
+                        demand.mean_prompt + demand.mean_output / 2.0,
+                        demand.mean_prompt + demand.mean_output,
+                        model,
+                    )
+                )
             if m_star > 0 and cap0 > 0:
                 need = max(need, (ro.running or 0.0) / m_star * cap0)
             need += queued * demand.mean_output / cfg.horizon_s
@@ -599,7 +618,6 @@ def decide(
     plan: Plan = solve(needs, caps, budget)
     raw = dict(zip([r for r, _ in roles], plan.totals(), strict=True))
 
-    first_seen = state.first_time if state.first_time is not None else now
     # 5. safety, then HPA-behaviour stabilisation --------------------------------------------------------
     up_rules, down_rules = behavior_rules(spec.behavior)
     longest = max([p[2] for p in up_rules.policies + down_rules.policies] or [15.0])
