@@ -224,3 +224,39 @@ def test_every_policy_starts_from_a_fleet_that_holds_the_first_lead_time() -> No
     ok = (np.asarray(result.ttft)[early] <= 1.0) & (np.nan_to_num(np.asarray(result.itl)[early]) <= 0.1)
     assert ok.mean() >= 0.99 or start == {r: max(1, int(np.ceil(n * sc.OracleStart.MARGINS[-1])))
                                           for r, n in first.items()}
+
+
+def test_points_of_several_seeds_are_averaged_per_knob_before_the_levels_are_read() -> None:
+    pts = [
+        sc.Point("tr", "slo", 0.5, 40.0, 1.00, 30.0, 60.0, seed=0),
+        sc.Point("tr", "slo", 0.5, 44.0, 0.96, 50.0, 60.0, seed=1),
+        sc.Point("tr", "slo", 1.0, 20.0, 0.90, 10.0, 60.0, seed=0),
+        sc.Point("tr", "slo", 1.0, 22.0, 0.92, 20.0, 60.0, seed=1),
+    ]
+    means = {p.knob: p for p in sc.seed_means(pts)}
+    assert means[0.5].gpu_hours == 42.0 and means[0.5].attainment == 0.98
+    assert means[0.5].actions_per_hour == 40.0
+    assert means[0.5].extra["seeds"] == [[0, 40.0, 1.00], [1, 44.0, 0.96]]
+    row = sc.summarise(pts)["tr"]["slo"]
+    # 95 % lies between the means (21, 0.91) and (42, 0.98): 21 + 21 · 4/7 = 33
+    assert row["gpu_hours_95"] == pytest.approx(33.0)
+    assert row["best_attainment"] == 0.98
+
+
+def test_grid_repeats_every_item_per_seed_and_rejects_no_seeds() -> None:
+    scen = [sc.Scenario("a", "a.csv")]
+    items = sc.grid(scen, ["static"], "llama2-70b/h100/tp4", quick=True, seed=3, seeds=2)
+    assert sorted({i.seed for i in items}) == [3, 4]
+    assert len(items) == 2 * len(sc.QUICK_SWEEPS["static"])
+    with pytest.raises(InputError, match="--seeds"):
+        sc.grid(scen, ["static"], "llama2-70b/h100/tp4", seeds=0)
+
+
+def test_a_synthetic_trace_is_drawn_per_seed_not_cached_across_seeds() -> None:
+    scen = sc.Scenario(
+        "env", str(bundled_trace_path("servegen_m_small")), rate_scale=0.003, time_scale=1 / 24, end_s=3600.0
+    )
+    a, b = sc._load(scen, 0), sc._load(scen, 1)
+    assert len(a.arrivals_s) > 100
+    assert list(a.arrivals_s[:50]) != list(b.arrivals_s[:50])
+    assert sc._load(scen, 0) is a

@@ -425,11 +425,13 @@ def decide(
         )
 
     # the main knob also scales decode's slot margin: decode slots are a hard limit (a sequence that finds
-    # none waits, and that wait is TTFT), so a safer setting must buy decode margin as well as prefill's
+    # none waits, and that wait is TTFT), so a safer setting must buy decode margin as well as prefill's;
+    # a headroom above 1 spends more of the TTFT budget but never thins the margin below z_p (a fleet short
+    # of slots misses TTFT whatever its budget: Azure code at 2.5 went 94.4 → 95.0 % for +1.5 % GPU-hours)
     model = replace(
         tuning.model,
         disaggregated=spec.roles.disaggregated,
-        slot_margin=tuning.model.slot_margin / min(4.0, max(0.25, tuning.headroom)),
+        slot_margin=tuning.model.slot_margin / min(1.0, max(0.25, tuning.headroom)),
     )
     slo = spec.slo
     q_ttft, q_itl = slo.ttft.quantile, slo.itl.quantile

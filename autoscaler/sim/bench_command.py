@@ -64,7 +64,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="JSON",
         help="do not simulate: merge shard JSON files and write the report",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="first seed (router tie-breaking, synthetic traces)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="run every point with this many seeds from --seed and average them per knob (default 1)",
+    )
     p.set_defaults(handler=_run)
 
 
@@ -110,7 +116,9 @@ def _run(args: argparse.Namespace) -> int:
             policies = [x.strip() for x in args.policies.split(",") if x.strip()]
             if args.quick and args.policies == DEFAULT_POLICIES:
                 policies = list(sc.QUICK_SWEEPS)
-            items = sc.grid(scenarios, policies, args.profile, quick=args.quick, seed=args.seed)
+            items = sc.grid(
+                scenarios, policies, args.profile, quick=args.quick, seed=args.seed, seeds=args.seeds
+            )
             points = sc.run_grid(items, jobs=args.jobs, shard=args.shard)
             i, n = args.shard
             stem = "scorecard" if n == 1 else f"scorecard-{i}-of-{n}"

@@ -118,6 +118,7 @@ class Point:
     actions_per_hour: float
     duration_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
 
 
 def default_scenarios(quick: bool = False) -> list[Scenario]:
@@ -239,12 +240,19 @@ def make_policy(
 
 
 def grid(
-    scenarios: Sequence[Scenario], policies: Sequence[str], profile: str, quick: bool = False, seed: int = 0
+    scenarios: Sequence[Scenario],
+    policies: Sequence[str],
+    profile: str,
+    quick: bool = False,
+    seed: int = 0,
+    seeds: int = 1,
 ) -> list[GridItem]:
-    """Every (scenario, policy, knob) in a fixed order."""
+    """Every (seed, scenario, policy, knob) in a fixed order; seeds ``seed … seed + seeds − 1``."""
+    if seeds < 1:
+        raise InputError(f"must be >= 1, got {seeds}", source="--seeds")
     sweeps = QUICK_SWEEPS if quick else DEFAULT_SWEEPS
     items = []
-    for sc in scenarios:
+    for sc, s in ((sc, s) for s in range(seed, seed + seeds) for sc in scenarios):
         for pol in policies:
             if pol not in DEFAULT_SWEEPS:
                 raise InputError(
@@ -252,18 +260,19 @@ def grid(
                     source="--policies",
                 )
             for k in sweeps.get(pol, DEFAULT_SWEEPS[pol]):
-                items.append(GridItem(sc, pol, k, profile, seed))
+                items.append(GridItem(sc, pol, k, profile, s))
     return items
 
 
-_TRACE_CACHE: dict[Scenario, Any] = {}
+_TRACE_CACHE: dict[tuple[Scenario, int], Any] = {}
 
 
 def _load(sc: Scenario, seed: int) -> Any:
     from autoscaler.sim.traces import load_trace
 
-    if sc not in _TRACE_CACHE:
-        _TRACE_CACHE[sc] = load_trace(
+    # keyed by the seed too: a synthetic trace (an envelope) is drawn with it
+    if (sc, seed) not in _TRACE_CACHE:
+        _TRACE_CACHE[(sc, seed)] = load_trace(
             sc.path,
             rate_scale=sc.rate_scale,
             time_scale=sc.time_scale,
@@ -271,7 +280,7 @@ def _load(sc: Scenario, seed: int) -> Any:
             end_s=sc.end_s,
             seed=seed,
         )
-    return _TRACE_CACHE[sc]
+    return _TRACE_CACHE[(sc, seed)]
 
 
 def run_item(item: GridItem) -> Point:
@@ -314,6 +323,7 @@ def run_item(item: GridItem) -> Point:
         scored_attainment(result, config.slo_ttft_s, config.slo_itl_s, scored_from),
         float(scored["scaling_actions"]) / hours,
         float(scored["duration_s"]),
+        seed=item.seed,
     )
 
 
@@ -484,8 +494,41 @@ def attainment_at(points: Sequence[Point], gpu_hours: float) -> float | None:
     return None
 
 
+def seed_means(points: Sequence[Point]) -> list[Point]:
+    """One point per (trace, policy, knob): the mean over its seeds of GPU-hours, attainment and actions/h
+    (``extra["seeds"]`` lists each seed's ``[seed, GPU-hours, attainment]``). A closed loop is sensitive near
+    its knee: the router's tie-breaking alone moved one point's attainment by four points, and a synthetic
+    trace is a different draw per seed, so a curve from one seed is one sample of a noisy curve."""
+    groups: dict[tuple[str, str, float], list[Point]] = {}
+    for p in points:
+        groups.setdefault((p.trace, p.policy, p.knob), []).append(p)
+    out = []
+    for (trace, policy, knob), pp in groups.items():
+        if len(pp) == 1:
+            out.append(pp[0])
+            continue
+        n = len(pp)
+        out.append(
+            Point(
+                trace,
+                policy,
+                knob,
+                sum(p.gpu_hours for p in pp) / n,
+                sum(p.attainment for p in pp) / n,
+                sum(p.actions_per_hour for p in pp) / n,
+                sum(p.duration_s for p in pp) / n,
+                extra={
+                    "seeds": [[p.seed, p.gpu_hours, p.attainment] for p in sorted(pp, key=lambda p: p.seed)]
+                },
+                seed=min(p.seed for p in pp),
+            )
+        )
+    return out
+
+
 def summarise(points: Sequence[Point]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per trace, per policy: the scorecard figures."""
+    """Per trace, per policy: the scorecard figures (points of several seeds are averaged per knob first)."""
+    points = seed_means(points)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for trace in sorted({p.trace for p in points}):
         tp = [p for p in points if p.trace == trace]
