@@ -49,6 +49,7 @@ __all__ = [
     "decode_batch_limit",
     "decode_capacity",
     "decode_concurrency",
+    "decode_slots",
     "erlang_c",
     "no_wait_ttft",
     "predicted_itl",
@@ -373,6 +374,23 @@ def decode_capacity(
     return m / profile.decode_step_s(max(1.0, m), ctx)
 
 
+def decode_slots(
+    profile: PerformanceProfile,
+    itl_target_s: float,
+    demand: Demand,
+    params: ModelParams = ModelParams(),
+) -> int:
+    """Decode slots per replica for ``demand``'s sequences: the batch limit ``B*`` at the ITL target, with the
+    context at mid-generation (``L̄ + Ō/2``) and each sequence's whole ``L̄ + Ō`` in the KV cache."""
+    return decode_batch_limit(
+        profile,
+        itl_target_s,
+        demand.mean_prompt + demand.mean_output / 2.0,
+        demand.mean_prompt + demand.mean_output,
+        params,
+    )
+
+
 def decode_concurrency(
     profile: PerformanceProfile,
     itl_target_s: float,
@@ -381,8 +399,7 @@ def decode_concurrency(
     params: ModelParams = ModelParams(),
 ) -> float:
     """Mean sequences in flight one decode replica holds at the ITL target (``m*`` above; 0 if none)."""
-    ctx = demand.mean_prompt + demand.mean_output / 2.0
-    b = decode_batch_limit(profile, itl_target_s, ctx, demand.mean_prompt + demand.mean_output, params)
+    b = decode_slots(profile, itl_target_s, demand, params)
     if b < 1:
         return 0.0
     z = _z(quantile) * params.slot_margin

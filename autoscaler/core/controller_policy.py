@@ -19,9 +19,9 @@ from autoscaler.core.capacity import (
     Demand,
     ModelParams,
     budgeted_ttft,
-    decode_batch_limit,
     decode_capacity,
     decode_concurrency,
+    decode_slots,
     predicted_itl,
     prefill_capacity,
     prefill_replicas,
@@ -592,15 +592,7 @@ def decide(
             else:
                 # the running count is itself a sample of the fluctuation the margin covers; it must fit
                 # in the slots (the batch limit), not under the margin again
-                m_star = float(
-                    decode_batch_limit(
-                        profile,
-                        eff_itl,
-                        demand.mean_prompt + demand.mean_output / 2.0,
-                        demand.mean_prompt + demand.mean_output,
-                        model,
-                    )
-                )
+                m_star = float(decode_slots(profile, eff_itl, demand, model))
             if m_star > 0 and cap0 > 0:
                 need = max(need, (ro.running or 0.0) / m_star * cap0)
             need += queued * demand.mean_output / cfg.horizon_s

@@ -253,15 +253,16 @@ def grid(
         raise InputError(f"must be >= 1, got {seeds}", source="--seeds")
     sweeps = QUICK_SWEEPS if quick else DEFAULT_SWEEPS
     items = []
-    for sc, s in ((sc, s) for s in range(seed, seed + seeds) for sc in scenarios):
-        for pol in policies:
-            if pol not in DEFAULT_SWEEPS:
-                raise InputError(
-                    f"unknown policy {pol!r}: expected one of {', '.join(DEFAULT_SWEEPS)}",
-                    source="--policies",
-                )
-            for k in sweeps.get(pol, DEFAULT_SWEEPS[pol]):
-                items.append(GridItem(sc, pol, k, profile, s))
+    for pol in policies:
+        if pol not in DEFAULT_SWEEPS:
+            raise InputError(
+                f"unknown policy {pol!r}: expected one of {', '.join(DEFAULT_SWEEPS)}", source="--policies"
+            )
+    for s in range(seed, seed + seeds):
+        for sc in scenarios:
+            for pol in policies:
+                for k in sweeps.get(pol, DEFAULT_SWEEPS[pol]):
+                    items.append(GridItem(sc, pol, k, profile, s))
     return items
 
 
