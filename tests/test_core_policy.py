@@ -217,3 +217,40 @@ def test_the_climb_of_rates_during_the_first_metrics_window_is_not_a_rise_of_dem
     # the same climb after the first window is a rise of demand and is provisioned for
     later, _ = _run([(k * 15.0, roles(10.0 if k < 8 else 10.0 + min(30.0, 10.0 * (k - 7)))) for k in range(40)])
     assert later.desired[Role.PREFILL] > steady.desired[Role.PREFILL]
+
+
+def test_decode_keeps_a_reserve_for_the_largest_surge_it_has_seen_until_the_step_window_passes() -> None:
+    """Output tokens/s doubling within a lead time (a surge of long generations) is remembered: decode keeps
+    that much in reserve for ``decode_step_window_leads`` lead times after the surge has gone — a
+    sequence that finds no decode slot waits, and that wait is TTFT. The reserve is a forecast: off with
+    forecasting off, and gone once the surge is older than the window."""
+    from autoscaler.core.controller_policy import Tuning, forecast_config
+
+    lead = forecast_config(SPEC, TableProfile(), Tuning()).horizon_s
+    interval = SPEC.control_interval_s
+
+    def roles(output: float) -> dict[Role, RoleObservation]:
+        return {
+            Role.PREFILL: role_obs(10, rate=40.0, ttft=None, itl=None),
+            Role.DECODE: role_obs(10, rate=40.0, output=output, ttft=None, itl=None),
+        }
+
+    burst = 20  # two scrapes at twice the output length
+
+    def decode_after(leads: float, spec=SPEC, surge: bool = True, tuning: Tuning | None = None) -> int:  # type: ignore[no-untyped-def]
+        steps = burst + int(leads * lead / interval)
+        out = [400.0 if surge and burst <= k < burst + 2 else 200.0 for k in range(steps)]
+        policy = SLOPolicy(TableProfile(), tuning=tuning)
+        state = policy.initial_state(spec, 0.0)
+        decision = None
+        for k in range(steps):
+            decision, state = policy.decide(spec, observation(k * interval, roles(out[k])), state, k * interval)
+        assert decision is not None
+        return decision.desired[Role.DECODE]
+
+    calm = decode_after(15, surge=False)
+    assert decode_after(15) > calm  # past the rise band's 10 lead times, within the step window's 40
+    assert decode_after(15, tuning=Tuning(decode_step_window_leads=0.0)) == calm
+    assert decode_after(45) == calm
+    off = make_spec(extra={"forecast": {"method": "off"}})
+    assert decode_after(15, spec=off) == decode_after(15, spec=off, surge=False)

@@ -92,6 +92,13 @@ class Tuning:
             current demand. Traffic that bursts more often than a replica can start (on/off code traffic)
             then keeps capacity for its bursts, smooth traffic gets a margin of its own short-term swings.
             0 turns it off.
+        decode_step_window_leads: decode is also provisioned for the largest climb of output tokens/s
+            within one lead time seen over the last this many lead times, added to its trimmed current
+            demand. Decode slots are a hard limit — a sequence that finds none waits, and that wait is TTFT —
+            where a prefill fleet short of capacity only queues a little longer, so decode keeps a reserve
+            for the worst step it has seen rather than for a typical one. The step is not trimmed by the
+            PID: the trim corrects the model at the current load, not the size of the next surge. Off with
+            forecasting (it forecasts the next lead time from past ones); 0 turns it off.
         correction_floor: lower clamp of the learned corrections (1 = learn only that the fleet is slower
             than the profile says, never faster: the queueing model's error depends on the load, and a
             "faster than modelled" learned at light load under-sizes at heavy load).
@@ -113,6 +120,7 @@ class Tuning:
     itl_learn_share: float = 0.5
     correction_floor: float = 1.0
     rise_window_leads: float = 10.0
+    decode_step_window_leads: float = 40.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +144,7 @@ class SLOState:
         last_time: time of the last step, Unix seconds.
         first_time: time of the first usable observation, Unix seconds.
         recent: observed demand ``(time s, requests/s, prompt tokens/s, output tokens/s)`` over the last
-            ``max(peak_hold_leads, rise_window_leads)`` lead times, oldest first.
+            ``max(peak_hold_leads, rise_window_leads, decode_step_window_leads)`` lead times, oldest first.
     """
 
     arrivals: SeriesState = field(default_factory=SeriesState)
@@ -296,10 +304,11 @@ def _provisioned_demand(
     hold_s: float,
     lead_s: float,
     rise_quantile: float,
+    rise_window_s: float,
 ) -> Demand:
     """The demand to size for: the largest of the forecast's upper values, the peak of the last ``hold_s``
     seconds, and the current demand plus the ``rise_quantile`` of the rises within one lead time seen in
-    ``recent``.
+    the last ``rise_window_s`` seconds of ``recent``.
 
     Requests/s and prompt tokens/s are combined through one mean prompt length, that of the hold window
     (Σ prompt / Σ requests), so that upper bands drawn separately for the two series cannot inflate the mean
@@ -319,10 +328,11 @@ def _provisioned_demand(
     if mean_prompt > 0:
         rates.append(p_up / mean_prompt)
     gens = [g_up, max(r[3] for r in held)]
-    if rise_quantile > 0 and len(recent) >= 8:
+    window = tuple(r for r in recent if t_now - r[0] < rise_window_s)
+    if rise_quantile > 0 and len(window) >= 8:
         current = (t_now, *_demand_tuple(now))
-        rates.append(work(current) + _rise(recent, work, lead_s, rise_quantile))
-        gens.append(now.generation_tokens_rate + _rise(recent, lambda r: r[3], lead_s, rise_quantile))
+        rates.append(work(current) + _rise(window, work, lead_s, rise_quantile))
+        gens.append(now.generation_tokens_rate + _rise(window, lambda r: r[3], lead_s, rise_quantile))
     lam = max(rates)
     return Demand(lam, lam * mean_prompt, max(gens))
 
@@ -456,7 +466,9 @@ def decide(
         )
     now_demand = Demand(arrival or 0.0, prompt or 0.0, gen or 0.0)
     hold_s = tuning.peak_hold_leads * cfg.horizon_s
-    keep_s = max(hold_s, tuning.rise_window_leads * cfg.horizon_s)
+    rise_s = tuning.rise_window_leads * cfg.horizon_s
+    step_s = tuning.decode_step_window_leads * cfg.horizon_s if cfg.method != "off" else 0.0
+    keep_s = max(hold_s, rise_s, step_s)
     recent = tuple(r for r in state.recent if now - r[0] < keep_s) if keep_s > 0 else ()
     first_seen = state.first_time if state.first_time is not None else now
     # rates over a window that reaches back before the first scrape are extrapolated from part of it and
@@ -475,7 +487,11 @@ def decide(
         # the rise band is a forecast too (of the next lead time's maximum, from recent climbs): off with
         # forecasting, which leaves the purely reactive controller (current demand and the peak hold)
         rise_quantile=spec.forecast.quantile if tuning.rise_window_leads > 0 and cfg.method != "off" else 0.0,
+        rise_window_s=rise_s,
     )
+    step_window = tuple(r for r in recent if now - r[0] < step_s)
+    # the largest climb of output tokens/s within a lead time over the step window (decode's reserve)
+    decode_step = _rise(step_window, lambda r: r[3], cfg.horizon_s, 1.0) if len(step_window) >= 8 else 0.0
     snapshot = None
     if f_arr is not None:
         snapshot = ForecastSnapshot(a_up, f_arr.mean, p_up, g_up, f_arr.horizon_s, f_arr.method)
@@ -585,7 +601,12 @@ def decide(
             if queued and cap0 > 0:
                 need += queued * profile.prefill_time_s(demand.mean_prompt) / cfg.horizon_s * cap0
         elif role == Role.DECODE:
-            need = demand.generation_tokens_rate * factor
+            # the step reserve is added after the trim: the trim corrects the model at this load, while a
+            # surge of the size already seen fills slots whatever the model's bias
+            need = max(
+                demand.generation_tokens_rate * factor,
+                now_demand.generation_tokens_rate * factor + decode_step,
+            )
             if queued:
                 # sequences already wait for a slot: grow to the concurrency that leaves the slot margin
                 m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
