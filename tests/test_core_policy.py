@@ -254,3 +254,37 @@ def test_decode_keeps_a_reserve_for_the_largest_surge_it_has_seen_until_the_step
     assert decode_after(45) == calm
     off = make_spec(extra={"forecast": {"method": "off"}})
     assert decode_after(15, spec=off) == decode_after(15, spec=off, surge=False)
+
+
+@FAST
+@given(
+    values=st.lists(st.floats(0.0, 1000.0), min_size=1, max_size=80),
+    gaps=st.lists(st.sampled_from([15.0, 15.0, 15.0, 30.0, 200.0]), min_size=80, max_size=80),
+    lead=st.sampled_from([30.0, 75.0, 170.0]),
+    window_leads=st.sampled_from([2.0, 5.0, 40.0]),
+)
+def test_step_memory_keeps_the_largest_climb_of_the_window_without_its_samples(
+    values: list[float], gaps: list[float], lead: float, window_leads: float
+) -> None:
+    """The decode step reserve's compact memory answers what ``_rise(window, ·, lead, 1.0)`` over every
+    sample of the window would (with the same "at least eight samples, four climbs" rule) while the state
+    keeps only two lead times of samples."""
+    from autoscaler.core.controller_policy import StepMemory, _rise, _update_step_memory
+
+    window = window_leads * lead
+    keep = 2.0 * lead
+    memory, kept, every = StepMemory(), (), ()  # type: ignore[var-annotated]
+    t = 0.0
+    for k, v in enumerate(values):
+        t += gaps[k]
+        sample = (t, 0.0, 0.0, v)
+        every = (*every, sample)
+        # as decide does: the memory sees last step's samples plus the new one, then old ones are dropped
+        memory, got = _update_step_memory(
+            memory, (*kept, sample), lambda r: r[3], now=t, lead_s=lead, window_s=window, recorded=True
+        )
+        kept = tuple(r for r in (*kept, sample) if t - r[0] < keep)
+        in_window = tuple(r for r in every if t - r[0] < window)
+        want = _rise(in_window, lambda r: r[3], lead, 1.0) if len(in_window) >= 8 else 0.0
+        assert got == want
+        assert len(memory.climbs) <= len(in_window)

@@ -32,6 +32,7 @@ only from clean data at a steady fleet; sizing divides the target by ``c``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,6 +148,10 @@ def _length_nodes(mean_prompt: float, cv2: float, nodes: int) -> np.ndarray:
     return np.asarray(_gamma.ppf(u, shape, scale=mean_prompt / shape), dtype=float)
 
 
+# memoised: one decision evaluates the same (profile, mean prompt, assumptions) a dozen times, and the
+# Gamma quantiles and per-node profile lookups were a fifth of ``decide``'s time; the inputs are immutable
+# and the result read-only, so the cache changes no answer (bench/decide_speed.py has the figures)
+@functools.lru_cache(maxsize=256)
 def _ttft_terms(
     profile: PerformanceProfile, mean_prompt: float, params: ModelParams
 ) -> tuple[np.ndarray, float, float]:
@@ -158,6 +163,7 @@ def _ttft_terms(
         base = base + np.array([profile.kv_transfer_s(float(x)) for x in lengths])
     es = float(s.mean())
     cs2 = float((s * s).mean()) / (es * es) - 1.0 if es > 0 else 0.0
+    base.flags.writeable = False  # shared by every caller of the memoised terms
     return base, es, max(0.0, cs2)
 
 

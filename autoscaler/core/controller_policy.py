@@ -55,6 +55,7 @@ __all__ = [
     "RoleState",
     "SLOPolicy",
     "SLOState",
+    "StepMemory",
     "Tuning",
     "decide",
     "forecast_config",
@@ -144,7 +145,8 @@ class SLOState:
         last_time: time of the last step, Unix seconds.
         first_time: time of the first usable observation, Unix seconds.
         recent: observed demand ``(time s, requests/s, prompt tokens/s, output tokens/s)`` over the last
-            ``max(peak_hold_leads, rise_window_leads, decode_step_window_leads)`` lead times, oldest first.
+            ``max(peak_hold_leads, rise_window_leads, 2)`` lead times, oldest first.
+        decode_step: the decode step reserve's memory (:class:`StepMemory`).
     """
 
     arrivals: SeriesState = field(default_factory=SeriesState)
@@ -157,6 +159,70 @@ class SLOState:
     last_time: float | None = None
     first_time: float | None = None
     recent: tuple[tuple[float, float, float, float], ...] = ()
+    decode_step: StepMemory = field(default_factory=lambda: StepMemory())
+
+
+@dataclass(frozen=True, slots=True)
+class StepMemory:
+    """The largest climb of a signal within one lead time over a sliding window, kept in O(distinct maxima)
+    rather than every sample of the window (40 lead times of 15-s samples were 450 tuples per resource).
+
+    Attributes:
+        climbs: ``(sample time s, climb)`` of the samples whose climb exceeds every later one, oldest first
+            (a monotone queue: its head is the window's maximum).
+        done_through: time of the newest sample whose climb is recorded, Unix seconds.
+        last_climb_times: times of the last four recorded climbs (a maximum needs four to be trusted).
+        last_sample_times: times of the last eight samples recorded (the window needs eight).
+    """
+
+    climbs: tuple[tuple[float, float], ...] = ()
+    done_through: float | None = None
+    last_climb_times: tuple[float, ...] = ()
+    last_sample_times: tuple[float, ...] = ()
+
+
+def _update_step_memory(
+    memory: StepMemory,
+    recent: tuple[tuple[float, float, float, float], ...],
+    value: Callable[[tuple[float, float, float, float]], float],
+    *,
+    now: float,
+    lead_s: float,
+    window_s: float,
+    recorded: bool,
+) -> tuple[StepMemory, float]:
+    """Record the climbs of the samples of ``recent`` that have a full lead time after them, forget those older
+    than ``window_s``, and return the largest climb left: ``_rise(window, value, lead_s, 1.0)`` over the
+    samples of the last ``window_s`` seconds, without keeping them (``recorded``: ``recent[-1]`` is new)."""
+    climbs = list(memory.climbs)
+    climb_times = list(memory.last_climb_times)
+    done = memory.done_through
+    if recent:
+        t_last = recent[-1][0]
+        values = [value(r) for r in recent]
+        for i, r in enumerate(recent):
+            t = r[0]
+            if (done is not None and t <= done) or t + lead_s > t_last:
+                continue
+            ahead = [values[j] for j in range(i + 1, len(recent)) if recent[j][0] <= t + lead_s]
+            climb = max(0.0, max(ahead, default=values[i]) - values[i])
+            while climbs and climbs[-1][1] <= climb:
+                climbs.pop()
+            climbs.append((t, climb))
+            climb_times = [*climb_times, t][-4:]
+            done = t
+    climbs = [c for c in climbs if now - c[0] < window_s]
+    sample_times = memory.last_sample_times
+    if recorded and recent:
+        sample_times = (*sample_times, recent[-1][0])[-8:]
+    new = StepMemory(tuple(climbs), done, tuple(climb_times), sample_times)
+    enough = (
+        len(sample_times) == 8
+        and now - sample_times[0] < window_s
+        and len(climb_times) == 4
+        and now - climb_times[0] < window_s
+    )
+    return new, (climbs[0][1] if enough and climbs else 0.0)
 
 
 def spec_roles(spec: InferenceAutoscalerSpec) -> list[tuple[Role, RoleSpec]]:
@@ -468,13 +534,16 @@ def decide(
     hold_s = tuning.peak_hold_leads * cfg.horizon_s
     rise_s = tuning.rise_window_leads * cfg.horizon_s
     step_s = tuning.decode_step_window_leads * cfg.horizon_s if cfg.method != "off" else 0.0
-    keep_s = max(hold_s, rise_s, step_s)
-    recent = tuple(r for r in state.recent if now - r[0] < keep_s) if keep_s > 0 else ()
+    # the step reserve keeps its own compact memory; samples are kept a lead time past it to measure climbs
+    keep_s = max(hold_s, rise_s, 2.0 * cfg.horizon_s if step_s > 0 else 0.0)
     first_seen = state.first_time if state.first_time is not None else now
     # rates over a window that reaches back before the first scrape are extrapolated from part of it and
     # read low (Prometheus's extrapolatedRate); their climb to the true level is not a rise of demand
-    if keep_s > 0 and now - first_seen >= parse_duration(spec.metrics.window):
-        recent = (*recent, (now, *_demand_tuple(now_demand)))
+    recorded = keep_s > 0 and now - first_seen >= parse_duration(spec.metrics.window)
+    # every sample is seen by the step memory once more as it leaves ``recent`` (after a gap it still
+    # counts as a climb of zero)
+    seen = (*state.recent, (now, *_demand_tuple(now_demand))) if recorded else state.recent
+    recent = tuple(r for r in seen if now - r[0] < keep_s) if keep_s > 0 else ()
     demand = _provisioned_demand(
         now_demand,
         recent,
@@ -489,9 +558,18 @@ def decide(
         rise_quantile=spec.forecast.quantile if tuning.rise_window_leads > 0 and cfg.method != "off" else 0.0,
         rise_window_s=rise_s,
     )
-    step_window = tuple(r for r in recent if now - r[0] < step_s)
     # the largest climb of output tokens/s within a lead time over the step window (decode's reserve)
-    decode_step = _rise(step_window, lambda r: r[3], cfg.horizon_s, 1.0) if len(step_window) >= 8 else 0.0
+    step_memory, decode_step = StepMemory(), 0.0
+    if step_s > 0:
+        step_memory, decode_step = _update_step_memory(
+            state.decode_step,
+            seen,
+            lambda r: r[3],
+            now=now,
+            lead_s=cfg.horizon_s,
+            window_s=step_s,
+            recorded=recorded,
+        )
     snapshot = None
     if f_arr is not None:
         snapshot = ForecastSnapshot(a_up, f_arr.mean, p_up, g_up, f_arr.horizon_s, f_arr.method)
@@ -793,7 +871,9 @@ def decide(
         cost_per_hour=cost,
         accelerators=accel if len(options) > 1 else {},
     )
-    new_state = SLOState(arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen, recent)
+    new_state = SLOState(
+        arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen, recent, step_memory
+    )
     return decision, new_state
 
 

@@ -48,3 +48,7 @@ class PerformanceProfile(Protocol):
     def kv_transfer_s(self, tokens: float) -> float:
         """Seconds to move the KV cache of ``tokens`` tokens from a prefill to a decode replica."""
         ...
+
+    def __hash__(self) -> int:
+        """Profiles are immutable and hashable: the capacity model memoises on them."""
+        ...
