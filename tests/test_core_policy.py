@@ -229,24 +229,30 @@ def test_decode_keeps_a_reserve_for_the_largest_surge_it_has_seen_until_the_step
     lead = forecast_config(SPEC, TableProfile(), Tuning()).horizon_s
     interval = SPEC.control_interval_s
 
-    def roles(output: float) -> dict[Role, RoleObservation]:
+    def roles(output: float, decode: int) -> dict[Role, RoleObservation]:
         return {
             Role.PREFILL: role_obs(10, rate=40.0, ttft=None, itl=None),
-            Role.DECODE: role_obs(10, rate=40.0, output=output, ttft=None, itl=None),
+            Role.DECODE: role_obs(decode, rate=40.0, output=output, ttft=None, itl=None),
         }
 
     burst = 20  # two scrapes at twice the output length
 
-    def decode_after(leads: float, spec=SPEC, surge: bool = True, tuning: Tuning | None = None) -> int:  # type: ignore[no-untyped-def]
+    def decide_after(  # type: ignore[no-untyped-def]
+        leads: float, spec=SPEC, surge: bool = True, tuning: Tuning | None = None, decode: int = 10
+    ):
         steps = burst + int(leads * lead / interval)
         out = [400.0 if surge and burst <= k < burst + 2 else 200.0 for k in range(steps)]
         policy = SLOPolicy(TableProfile(), tuning=tuning)
         state = policy.initial_state(spec, 0.0)
         decision = None
         for k in range(steps):
-            decision, state = policy.decide(spec, observation(k * interval, roles(out[k])), state, k * interval)
+            obs = observation(k * interval, roles(out[k], decode))
+            decision, state = policy.decide(spec, obs, state, k * interval)
         assert decision is not None
-        return decision.desired[Role.DECODE]
+        return decision
+
+    def decode_after(leads: float, **kw) -> int:  # type: ignore[no-untyped-def]
+        return int(decide_after(leads, **kw).desired[Role.DECODE])
 
     calm = decode_after(15, surge=False)
     assert decode_after(15) > calm  # past the rise band's 10 lead times, within the step window's 40
@@ -254,6 +260,11 @@ def test_decode_keeps_a_reserve_for_the_largest_surge_it_has_seen_until_the_step
     assert decode_after(45) == calm
     off = make_spec(extra={"forecast": {"method": "off"}})
     assert decode_after(15, spec=off) == decode_after(15, spec=off, surge=False)
+    # a decode scale-up made by the reserve says so, as decode's own reason (its Scale Event's note)
+    small = decide_after(15, decode=2)
+    mine = [r for r in small.reasons if r.role is Role.DECODE]
+    assert mine and mine[0].code is ReasonCode.FORECAST_SCALE_UP and "reserve" in mine[0].message
+    assert not [r for r in decide_after(15, decode=2, surge=False).reasons if "reserve" in r.message]
 
 
 @FAST

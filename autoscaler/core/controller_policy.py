@@ -658,6 +658,7 @@ def decide(
         load = demand.arrival_rate / lam + demand.generation_tokens_rate / tok
         return 1.0 / load if load > 0 else math.inf
 
+    reserve_binds = False
     for role, rs in roles:
         factor = math.exp(pids[role].output)
         opts = []
@@ -681,10 +682,8 @@ def decide(
         elif role == Role.DECODE:
             # the step reserve is added after the trim: the trim corrects the model at this load, while a
             # surge of the size already seen fills slots whatever the model's bias
-            need = max(
-                demand.generation_tokens_rate * factor,
-                now_demand.generation_tokens_rate * factor + decode_step,
-            )
+            reserve_need = now_demand.generation_tokens_rate * factor + decode_step
+            need = max(demand.generation_tokens_rate * factor, reserve_need)
             if queued:
                 # sequences already wait for a slot: grow to the concurrency that leaves the slot margin
                 m_star = decode_concurrency(profile, eff_itl, demand, q_itl, model)
@@ -694,6 +693,7 @@ def decide(
                 m_star = float(decode_slots(profile, eff_itl, demand, model))
             if m_star > 0 and cap0 > 0:
                 need = max(need, (ro.running or 0.0) / m_star * cap0)
+            reserve_binds = decode_step > 0 and need <= reserve_need
             need += queued * demand.mean_output / cfg.horizon_s
         else:
             need = factor if demand.arrival_rate > 0 else 0.0
@@ -831,6 +831,20 @@ def decide(
                 f"load {now_demand.arrival_rate:.2f} req/s needs more capacity",
             )
         reasons.append(Reason(code, f"{plan_text}: {why}"))
+        if Role.DECODE in ups and reserve_binds:
+            # the role's own reason: the Scale Event of decode carries it (what a user sees for 11→16 at a
+            # steady load is "the reserve", not "load needs more capacity")
+            reasons.append(
+                Reason(
+                    ReasonCode.FORECAST_SCALE_UP,
+                    f"decode {obs_roles[Role.DECODE].replicas}→{desired[Role.DECODE]}: sized for "
+                    f"{now_demand.generation_tokens_rate:,.0f} output tokens/s now "
+                    f"(model trim ×{math.exp(pids[Role.DECODE].output):.2f}) plus a reserve of "
+                    f"{decode_step:,.0f} for the largest climb within {cfg.horizon_s:.0f}s over the last "
+                    f"{step_s / 60:.0f} min",
+                    Role.DECODE,
+                )
+            )
     elif downs:
         reasons.append(
             Reason(ReasonCode.SCALE_DOWN, f"{plan_text}: the smaller fleet is predicted to hold the SLO")
