@@ -134,6 +134,25 @@ class RoleState:
 
 
 @dataclass(frozen=True, slots=True)
+class StepMemory:
+    """The largest climb of a signal within one lead time over a sliding window, kept in O(distinct maxima)
+    rather than every sample of the window (40 lead times of 15-s samples were 450 tuples per resource).
+
+    Attributes:
+        climbs: ``(sample time s, climb)`` of the samples whose climb exceeds every later one, oldest first
+            (a monotone queue: its head is the window's maximum).
+        done_through: time of the newest sample whose climb is recorded, Unix seconds.
+        last_climb_times: times of the last four recorded climbs (a maximum needs four to be trusted).
+        last_sample_times: times of the last eight samples recorded (the window needs eight).
+    """
+
+    climbs: tuple[tuple[float, float], ...] = ()
+    done_through: float | None = None
+    last_climb_times: tuple[float, ...] = ()
+    last_sample_times: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SLOState:
     """Everything the controller remembers between steps.
 
@@ -159,26 +178,7 @@ class SLOState:
     last_time: float | None = None
     first_time: float | None = None
     recent: tuple[tuple[float, float, float, float], ...] = ()
-    decode_step: StepMemory = field(default_factory=lambda: StepMemory())
-
-
-@dataclass(frozen=True, slots=True)
-class StepMemory:
-    """The largest climb of a signal within one lead time over a sliding window, kept in O(distinct maxima)
-    rather than every sample of the window (40 lead times of 15-s samples were 450 tuples per resource).
-
-    Attributes:
-        climbs: ``(sample time s, climb)`` of the samples whose climb exceeds every later one, oldest first
-            (a monotone queue: its head is the window's maximum).
-        done_through: time of the newest sample whose climb is recorded, Unix seconds.
-        last_climb_times: times of the last four recorded climbs (a maximum needs four to be trusted).
-        last_sample_times: times of the last eight samples recorded (the window needs eight).
-    """
-
-    climbs: tuple[tuple[float, float], ...] = ()
-    done_through: float | None = None
-    last_climb_times: tuple[float, ...] = ()
-    last_sample_times: tuple[float, ...] = ()
+    decode_step: StepMemory = field(default_factory=StepMemory)
 
 
 def _update_step_memory(
