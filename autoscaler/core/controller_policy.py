@@ -197,15 +197,8 @@ def _update_step_memory(
     climbs = list(memory.climbs)
     climb_times = list(memory.last_climb_times)
     done = memory.done_through
-    if recent:
-        t_last = recent[-1][0]
-        values = [value(r) for r in recent]
-        for i, r in enumerate(recent):
-            t = r[0]
-            if (done is not None and t <= done) or t + lead_s > t_last:
-                continue
-            ahead = [values[j] for j in range(i + 1, len(recent)) if recent[j][0] <= t + lead_s]
-            climb = max(0.0, max(ahead, default=values[i]) - values[i])
+    for t, climb in _climbs(recent, value, lead_s) if recent else []:
+        if done is None or t > done:
             while climbs and climbs[-1][1] <= climb:
                 climbs.pop()
             climbs.append((t, climb))
@@ -407,17 +400,16 @@ def _demand_tuple(d: Demand) -> tuple[float, float, float]:
     return d.arrival_rate, d.prompt_tokens_rate, d.generation_tokens_rate
 
 
-def _rise(
+def _climbs(
     samples: tuple[tuple[float, float, float, float], ...],
     value: Callable[[tuple[float, float, float, float]], float],
     lead_s: float,
-    quantile: float,
-) -> float:
-    """``quantile`` of ``max(value over (t, t + lead]) − value(t)`` over the samples with a full lead time
-    after them (0 when fewer than four): how far demand climbed within one lead time, recently."""
+) -> list[tuple[float, float]]:
+    """``(t, max(value over (t, t + lead]) − value(t), at least 0)`` for each sample with a full lead time
+    after it (up to the last sample), oldest first."""
     values = [value(r) for r in samples]
     times = [r[0] for r in samples]
-    rises: list[float] = []
+    out: list[tuple[float, float]] = []
     j = 0
     for i, t in enumerate(times):
         if t + lead_s > times[-1]:
@@ -425,7 +417,19 @@ def _rise(
         j = max(j, i + 1)
         while j < len(times) and times[j] <= t + lead_s:
             j += 1
-        rises.append(max(0.0, max(values[i + 1 : j], default=values[i]) - values[i]))
+        out.append((t, max(0.0, max(values[i + 1 : j], default=values[i]) - values[i])))
+    return out
+
+
+def _rise(
+    samples: tuple[tuple[float, float, float, float], ...],
+    value: Callable[[tuple[float, float, float, float]], float],
+    lead_s: float,
+    quantile: float,
+) -> float:
+    """``quantile`` of the samples' climbs (:func:`_climbs`; 0 when fewer than four): how far demand climbed
+    within one lead time, recently."""
+    rises = [climb for _t, climb in _climbs(samples, value, lead_s)]
     if len(rises) < 4:
         return 0.0
     rises.sort()
