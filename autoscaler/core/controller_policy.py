@@ -22,6 +22,7 @@ from autoscaler.core.capacity import (
     decode_capacity,
     decode_concurrency,
     decode_slots,
+    no_wait_ttft,
     predicted_itl,
     prefill_capacity,
     prefill_replicas,
@@ -122,6 +123,12 @@ class Tuning:
     correction_floor: float = 1.0
     rise_window_leads: float = 10.0
     decode_step_window_leads: float = 40.0
+    ttft_learn_share: float = 0.5
+    burst_window_leads: float = 40.0
+    burst_season_share: float = 0.25
+    burst_min_events: int = 2
+    burst_ratio_max: float = 2.0
+    burst_utilization_max: float = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +186,7 @@ class SLOState:
     first_time: float | None = None
     recent: tuple[tuple[float, float, float, float], ...] = ()
     decode_step: StepMemory = field(default_factory=StepMemory)
+    bursts: tuple[tuple[float, Role, float], ...] = ()
 
 
 def _update_step_memory(
@@ -364,6 +372,7 @@ def _provisioned_demand(
     lead_s: float,
     rise_quantile: float,
     rise_window_s: float,
+    idle_rate: float | None = None,
 ) -> Demand:
     """The demand to size for: the largest of the forecast's upper values, the peak of the last ``hold_s``
     seconds, and the current demand plus the ``rise_quantile`` of the rises within one lead time seen in
@@ -374,7 +383,7 @@ def _provisioned_demand(
     prompt (a +20 % prompt band over a +5 % arrival band would size for 14 % longer prompts, and prefill time
     grows faster than linearly in the prompt).
     """
-    held = [r for r in recent if t_now - r[0] < hold_s] or [(t_now, *_demand_tuple(now))]
+    held = _held(recent, t_now, hold_s, idle_rate) or [(t_now, *_demand_tuple(now))]
     arrivals = sum(r[1] for r in held)
     prompts = sum(r[2] for r in held)
     mean_prompt = prompts / arrivals if arrivals > 0 else now.mean_prompt
@@ -394,6 +403,110 @@ def _provisioned_demand(
         gens.append(now.generation_tokens_rate + _rise(window, lambda r: r[3], lead_s, rise_quantile))
     lam = max(rates)
     return Demand(lam, lam * mean_prompt, max(gens))
+
+
+def _held(
+    recent: tuple[tuple[float, float, float, float], ...],
+    t_now: float,
+    hold_s: float,
+    idle_rate: float | None,
+) -> list[tuple[float, float, float, float]]:
+    """The samples of the peak hold: the last ``hold_s`` seconds, where time with fewer than ``idle_rate``
+    requests/s does not count (``None``: wall time). On/off traffic returns at the level it left: a quiet
+    spell says nothing about the next burst, and the replicas released in it serve again only a lead
+    time after the burst asks for them."""
+    if idle_rate is None:
+        return [r for r in recent if t_now - r[0] < hold_s]
+    held: list[tuple[float, float, float, float]] = []
+    busy_s, later = 0.0, t_now
+    for r in reversed(recent):
+        if r[1] >= idle_rate:
+            busy_s += later - r[0]
+        later = r[0]
+        if busy_s >= hold_s:
+            break
+        held.append(r)
+    return held
+
+
+def _burst_window_s(spec: InferenceAutoscalerSpec, tuning: Tuning, lead_s: float) -> float:
+    """How long a burst event is remembered, seconds: ``burst_window_leads`` lead times, at most
+    ``burst_season_share`` of the season (the burst level of the busy hours must not hold the quiet ones)."""
+    window = tuning.burst_window_leads * lead_s
+    season = parse_duration(spec.forecast.season)
+    if season > 0 and tuning.burst_season_share > 0:
+        window = min(window, tuning.burst_season_share * season)
+    return window
+
+
+def _record_bursts(
+    events: tuple[tuple[float, Role, float], ...],
+    obs_roles: Mapping[Role, RoleObservation],
+    profile: PerformanceProfile,
+    model: ModelParams,
+    tuning: Tuning,
+    *,
+    now: float,
+    window_s: float,
+    demand: Demand,
+    learning: bool,
+    decode_congested: bool,
+    ttft_goal: float,
+    ttft_correction: float,
+    ttft_target: float,
+    itl_goal: float,
+    q_ttft: float,
+    q_itl: float,
+) -> tuple[tuple[float, Role, float], ...]:
+    """Burst events ``(time s, role, replicas)`` of the last ``window_s`` seconds, with this step's added.
+
+    An event is an SLO miss at a ready fleet that the capacity model, fed the rate window's demand, says
+    is enough: the demand came in bursts shorter than the window, which per-minute rates flatten (Azure
+    code: 1-s peaks of 1,228 req/s in minutes of 100). A burst's queue drains across the fleet, so its
+    wait falls about as ``1/n``: the fleet that serves it within the goal is ``ready × wait / budget``
+    (prefill, on a TTFT above the smaller of the headroom's goal and the target: the TTFT above the no-wait
+    floor over the goal's waiting budget; decode: sequences running and
+    waiting over those running), at most ``burst_ratio_max`` times the fleet that missed. Misses the model
+    explains (the fleet was short for the minute's load, a ramp) are the forecaster's and the PID's, and
+    misses while replicas start or at a utilisation above ``burst_utilization_max`` are a fleet catching
+    up, not a burst; neither is recorded.
+    """
+    kept = tuple(e for e in events if now - e[0] < window_s) if window_s > 0 else ()
+    if window_s <= 0 or (not learning and not decode_congested):
+        return kept
+    added: list[tuple[float, Role, float]] = []
+    pre, dec = obs_roles.get(Role.PREFILL), obs_roles.get(Role.DECODE)
+    if (
+        learning
+        and pre is not None
+        and pre.ready > 0
+        and pre.ttft is not None
+        and pre.ttft > min(ttft_goal, ttft_target)
+        and demand.arrival_rate * profile.prefill_time_s(demand.mean_prompt) / pre.ready
+        < tuning.burst_utilization_max
+    ):
+        floor = no_wait_ttft(profile, demand.mean_prompt, q_ttft, model)
+        predicted = ttft_quantile(profile, pre.ready, demand.arrival_rate, demand.mean_prompt, q_ttft, model)
+        explained = ttft_correction * predicted > ttft_goal
+        if ttft_goal > floor and not explained:
+            ratio = min(tuning.burst_ratio_max, (pre.ttft - floor) / (ttft_goal - floor))
+            added.append((now, Role.PREFILL, pre.ready * ratio))
+    steady_fleet = all(ro.starting == 0 and ro.trustworthy for ro in obs_roles.values())
+    if decode_congested and steady_fleet and dec is not None and dec.ready > 0:
+        per_replica = decode_capacity(profile, itl_goal, demand, q_itl, model)
+        explained = per_replica <= 0 or demand.generation_tokens_rate / per_replica > dec.ready
+        if not explained:
+            running = max(1.0, dec.running or 0.0)
+            ratio = min(tuning.burst_ratio_max, (running + (dec.queue_depth or 0.0)) / running)
+            added.append((now, Role.DECODE, dec.ready * ratio))
+    return (*kept, *added)
+
+
+def _burst_floor(events: tuple[tuple[float, Role, float], ...], role: Role, min_events: int) -> float:
+    """The role's burst floor, replicas: the largest fleet its remembered bursts asked for, once there
+    are ``min_events`` of them (one miss can be a ramp the model misread; recurring ones are a pattern)."""
+    sizes = [size for _t, r, size in events if r == role]
+    return max(sizes) if len(sizes) >= max(1, min_events) else 0.0
 
 
 def _demand_tuple(d: Demand) -> tuple[float, float, float]:
@@ -561,6 +674,7 @@ def decide(
         # forecasting, which leaves the purely reactive controller (current demand and the peak hold)
         rise_quantile=spec.forecast.quantile if tuning.rise_window_leads > 0 and cfg.method != "off" else 0.0,
         rise_window_s=rise_s,
+        idle_rate=tuning.min_rate_for_learning,
     )
     # the largest climb of output tokens/s within a lead time over the step window (decode's reserve)
     step_memory, decode_step = StepMemory(), 0.0
@@ -591,7 +705,11 @@ def decide(
     for role, ro in obs_roles.items():
         if not busy or not steady or ro.ready <= 0:
             continue
-        if role in (Role.PREFILL, Role.BOTH) and ro.ttft is not None:
+        if (
+            role in (Role.PREFILL, Role.BOTH)
+            and ro.ttft is not None
+            and ro.ttft >= tuning.ttft_learn_share * ttft_t
+        ):
             pred = ttft_quantile(
                 profile, ro.ready, now_demand.arrival_rate, now_demand.mean_prompt, q_ttft, model
             )
@@ -633,6 +751,27 @@ def decide(
             meas, sp = (max(ratios) if ratios else None), tuning.headroom
         pids[role] = pid_step(tuning.pid, rst.pid, meas, sp, now, hold=hold)
 
+    # 3b. bursts shorter than the rate window: SLO misses the minute-scale demand does not explain --------
+    bursts = _record_bursts(
+        state.bursts,
+        obs_roles,
+        profile,
+        model,
+        tuning,
+        now=now,
+        window_s=_burst_window_s(spec, tuning, cfg.horizon_s),
+        demand=now_demand,
+        learning=busy and steady,
+        decode_congested=decode_congested,
+        ttft_goal=ttft_goal,
+        ttft_correction=c_ttft,
+        ttft_target=ttft_t,
+        itl_goal=tuning.itl_headroom * itl_t / c_itl,
+        q_ttft=q_ttft,
+        q_itl=q_itl,
+    )
+    burst_floor = {role: _burst_floor(bursts, role, tuning.burst_min_events) for role, _ in roles}
+
     # 4. feedforward sizing + cost optimiser -----------------------------------------------------------
     options = _accelerator_options(spec, profile, profiles or {})
     needs: list[RoleNeed] = []
@@ -663,6 +802,7 @@ def decide(
         return 1.0 / load if load > 0 else math.inf
 
     reserve_binds = False
+    floor_binds: set[Role] = set()
     for role, rs in roles:
         factor = math.exp(pids[role].output)
         opts = []
@@ -683,6 +823,9 @@ def decide(
             need = demand.arrival_rate * factor
             if queued and cap0 > 0:
                 need += queued * profile.prefill_time_s(demand.mean_prompt) / cfg.horizon_s * cap0
+            if burst_floor[role] * cap0 > need:
+                floor_binds.add(role)
+                need = burst_floor[role] * cap0
         elif role == Role.DECODE:
             # the step reserve is added after the trim: the trim corrects the model at this load, while a
             # surge of the size already seen fills slots whatever the model's bias
@@ -698,6 +841,9 @@ def decide(
             if m_star > 0 and cap0 > 0:
                 need = max(need, (ro.running or 0.0) / m_star * cap0)
             reserve_binds = decode_step > 0 and need <= reserve_need
+            if burst_floor[role] * cap0 > need:
+                floor_binds.add(role)
+                need = burst_floor[role] * cap0
             need += queued * demand.mean_output / cfg.horizon_s
         else:
             need = factor if demand.arrival_rate > 0 else 0.0
@@ -849,6 +995,18 @@ def decide(
                     Role.DECODE,
                 )
             )
+        for role in (r for r in ups if r in floor_binds):
+            events = sum(1 for b in bursts if b[1] == role)
+            reasons.append(
+                Reason(
+                    ReasonCode.SLO_SCALE_UP,
+                    f"{role.value} {obs_roles[role].replicas}→{desired[role]}: held at the "
+                    f"{burst_floor[role]:.0f} replicas that {events} SLO misses in the last "
+                    f"{_burst_window_s(spec, tuning, cfg.horizon_s) / 60:.0f} min asked for; the load "
+                    "they came with did not explain them (bursts shorter than the rate window)",
+                    role,
+                )
+            )
     elif downs:
         reasons.append(
             Reason(ReasonCode.SCALE_DOWN, f"{plan_text}: the smaller fleet is predicted to hold the SLO")
@@ -890,7 +1048,7 @@ def decide(
         accelerators=accel if len(options) > 1 else {},
     )
     new_state = SLOState(
-        arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen, recent, step_memory
+        arrivals, prompts, outputs, c_ttft, c_itl, new_roles, 0, now, first_seen, recent, step_memory, bursts
     )
     return decision, new_state
 

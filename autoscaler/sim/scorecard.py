@@ -53,8 +53,8 @@ __all__ = [
 DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
     # headroom: the share of the waiting budget (target − no-wait floor) the fleet is sized to use; dense
     # between 0.25 and 0.4, where the ServeGen day crosses 99 %
-    "slo": (0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 2.5),
-    "slo-noforecast": (0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 2.5),
+    "slo": (0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.5, 4.0, 8.0),
+    "slo-noforecast": (0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.5, 2.5, 4.0, 8.0),
     # dense near 1× (where the 99 % crossing of the smooth traces lies; linear interpolation between
     # distant points would overstate static's cost) and up to 6×: on the bursty Azure code trace a fixed
     # fleet needs several times the 5-minute peak
