@@ -299,3 +299,69 @@ def test_step_memory_keeps_the_largest_climb_of_the_window_without_its_samples(
         want = _rise(in_window, lambda r: r[3], lead, 1.0) if len(in_window) >= 8 else 0.0
         assert got == want
         assert len(memory.climbs) <= len(in_window)
+
+
+def _burst_run(misses: int, quiet: int, tuning=None, miss_ttft: float = 3.0):  # type: ignore[no-untyped-def]
+    """Prefill at a steady 10 replicas and 5 req/s (ample by the model), ``misses`` scrapes with TTFT
+    ``miss_ttft`` (target 1 s), then ``quiet`` scrapes within target at the same load."""
+    from autoscaler.core.controller_policy import SLOPolicy
+
+    policy = SLOPolicy(TableProfile(), tuning=tuning)
+    state = policy.initial_state(SPEC, 0.0)
+    decision = None
+    for k, ttft in enumerate([None] * 8 + [miss_ttft] * misses + [0.3] * quiet):
+        roles = {
+            Role.PREFILL: role_obs(10, rate=5.0, ttft=ttft, itl=None),
+            Role.DECODE: role_obs(10, rate=5.0, ttft=None, itl=None),
+        }
+        decision, state = policy.decide(SPEC, observation(k * 15.0, roles), state, k * 15.0)
+    assert decision is not None
+    return decision, state
+
+
+def test_recurring_misses_the_load_does_not_explain_hold_a_burst_floor_for_the_window() -> None:
+    """SLO misses at a fleet the model calls ample (bursts shorter than the rate window) are remembered:
+    after two, prefill is held at the fleet that would have drained them (ready × wait / budget, at most
+    ×2) while the window lasts (SPEC's season is 1 h, so a quarter of it: 15 min), and says so. One miss
+    is not a pattern; with the window at 0 the floor is off."""
+    from autoscaler.core.controller_policy import Tuning
+
+    off, _ = _burst_run(3, 30, Tuning(burst_window_leads=0.0))
+    held, state = _burst_run(3, 30)
+    assert held.desired[Role.PREFILL] == 20 > off.desired[Role.PREFILL]
+    assert [size for _t, role, size in state.bursts] == [20.0, 20.0]
+    mine = [r for r in held.reasons if r.role is Role.PREFILL]
+    assert mine and mine[0].code is ReasonCode.SLO_SCALE_UP and "held at the 20 replicas" in mine[0].message
+    once, _ = _burst_run(1, 30)
+    assert once.desired == _burst_run(1, 30, Tuning(burst_window_leads=0.0))[0].desired
+    # past the window the events are forgotten and the fleet comes down
+    later, state = _burst_run(3, 70)
+    assert state.bursts == () and later.desired[Role.PREFILL] < 20
+    # a miss the model explains (the fleet short for the minute's load) is not a burst
+    from autoscaler.core.controller_policy import SLOPolicy
+
+    policy = SLOPolicy(TableProfile())
+    st_ = policy.initial_state(SPEC, 0.0)
+    for k in range(12):
+        roles = {
+            Role.PREFILL: role_obs(1, rate=40.0, ttft=None if k < 8 else 3.0, itl=None),
+            Role.DECODE: role_obs(10, rate=40.0, ttft=None, itl=None),
+        }
+        _, st_ = policy.decide(SPEC, observation(k * 15.0, roles), st_, k * 15.0)
+    assert st_.bursts == ()
+
+
+def test_peak_hold_counts_only_busy_time() -> None:
+    """On/off traffic returns at the level it left: samples below the idle rate do not age the hold."""
+    from autoscaler.core.controller_policy import _held
+
+    busy = [(float(t), 20.0, 20_000.0, 4_000.0) for t in range(0, 150, 15)]
+    idle = [(float(t), 0.0, 0.0, 0.0) for t in range(150, 600, 15)]
+    recent = tuple(busy + idle)
+    by_wall = _held(recent, 600.0, 170.0, None)
+    by_busy = _held(recent, 600.0, 170.0, 0.05)
+    assert max(r[1] for r in by_wall) == 0.0
+    assert max(r[1] for r in by_busy) == 20.0
+    # all busy: the same as wall time
+    steady = tuple((float(t), 20.0, 1.0, 1.0) for t in range(0, 600, 15))
+    assert _held(steady, 600.0, 170.0, 0.05) == _held(steady, 600.0, 170.0, None)[::-1]

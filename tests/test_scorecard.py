@@ -105,6 +105,18 @@ def test_tiny_grid_report_structure(tmp_path: Path) -> None:
     a = sc.run_grid(items, jobs=1, shard=(0, 2))
     b = sc.run_grid(items, jobs=1, shard=(1, 2))
     assert sorted((p.policy, p.gpu_hours) for p in a + b) == sorted((p.policy, p.gpu_hours) for p in points)
+    # and through files: the merged report keeps every point and each shard's meta
+    shard_files = [
+        sc.write_report(part, tmp_path / f"s{i}", meta={"shard": f"{i}/2"})["json"] for i, part in enumerate((a, b))
+    ]
+    merged = sc.merge_points(shard_files)
+    assert sorted((p.policy, p.gpu_hours) for p in merged) == sorted((p.policy, p.gpu_hours) for p in points)
+    assert sc.merge_meta(shard_files) == {
+        "merged": [{"file": "scorecard.json", "shard": "0/2"}, {"file": "scorecard.json", "shard": "1/2"}]
+    }
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"bad\.json"):
+        sc.merge_meta([tmp_path / "bad.json"])
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.merge:
             points = sc.merge_points(args.merge)
-            files = sc.write_report(points, args.out)
+            files = sc.write_report(points, args.out, meta=sc.merge_meta(args.merge))
         else:
             if args.jobs < 1:
                 raise InputError("must be >= 1", source="--jobs")

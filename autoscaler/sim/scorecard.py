@@ -43,6 +43,7 @@ __all__ = [
     "default_scenarios",
     "grid",
     "level_cost",
+    "merge_meta",
     "merge_points",
     "run_grid",
     "summarise",
@@ -613,7 +614,8 @@ def svg_plot(summary: dict[str, dict[str, dict[str, Any]]]) -> str:
         x0 = i * w
         pts = [pt for r in rows.values() for pt in r["points"]]
         gmax = max((pt["gpu_hours"] for pt in pts), default=1.0) * 1.05
-        amin = max(0.5, min((pt["attainment"] for pt in pts), default=0.5))
+        # the axis spans at least 0.9–1 (a trace where every point attains 100 % has no range of its own)
+        amin = min(0.9, max(0.5, min((pt["attainment"] for pt in pts), default=0.5)))
 
         def sx(g: float, _x0: int = x0, _gmax: float = gmax) -> float:
             return _x0 + pad + (w - 2 * pad) * g / _gmax
@@ -665,6 +667,19 @@ def merge_points(paths: Sequence[Path]) -> list[Point]:
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise InputError(f"not a scorecard JSON file ({err})", source=str(path)) from None
     return points
+
+
+def merge_meta(paths: Sequence[Path]) -> dict[str, Any]:
+    """The shards' ``meta`` blocks, in order, so a merged report still says what each part ran (policies,
+    scenarios, seeds); shards that ran the same grid split by ``--shard`` repeat it."""
+    parts: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            meta = json.loads(path.read_text()).get("meta") or {}
+        except (OSError, ValueError, AttributeError) as err:
+            raise InputError(f"not a scorecard JSON file ({err})", source=str(path)) from None
+        parts.append({"file": path.name, **meta})
+    return {"merged": parts}
 
 
 def write_report(
