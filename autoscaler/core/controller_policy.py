@@ -464,9 +464,8 @@ def _record_bursts(
     is enough: the demand came in bursts shorter than the window, which per-minute rates flatten (Azure
     code: 1-s peaks of 1,228 req/s in minutes of 100). A burst's queue drains across the fleet, so its
     wait falls about as ``1/n``: the fleet that serves it within the goal is ``ready × wait / budget``
-    (prefill, on a TTFT above the smaller of the headroom's goal and the target: the TTFT above the no-wait
-    floor over the goal's waiting budget; decode: sequences running and
-    waiting over those running), at most ``burst_ratio_max`` times the fleet that missed. Misses the model
+    (prefill, on a TTFT above the target: the TTFT above the no-wait floor over the headroom goal's waiting
+    budget; decode: sequences running and waiting over those running), at most ``burst_ratio_max`` times the fleet that missed. Misses the model
     explains (the fleet was short for the minute's load, a ramp) are the forecaster's and the PID's, and
     misses while replicas start or at a utilisation above ``burst_utilization_max`` are a fleet catching
     up, not a burst; neither is recorded.
@@ -481,7 +480,7 @@ def _record_bursts(
         and pre is not None
         and pre.ready > 0
         and pre.ttft is not None
-        and pre.ttft > min(ttft_goal, ttft_target)
+        and pre.ttft > ttft_target
         and demand.arrival_rate * profile.prefill_time_s(demand.mean_prompt) / pre.ready
         < tuning.burst_utilization_max
     ):
