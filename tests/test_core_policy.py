@@ -365,3 +365,37 @@ def test_peak_hold_counts_only_busy_time() -> None:
     # all busy: the same as wall time
     steady = tuple((float(t), 20.0, 1.0, 1.0) for t in range(0, 600, 15))
     assert _held(steady, 600.0, 170.0, 0.05) == _held(steady, 600.0, 170.0, None)[::-1]
+
+
+@FAST
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([15.0, 15.0, 30.0, 400.0]),
+            st.sets(st.sampled_from([Role.PREFILL, Role.DECODE])),
+            st.floats(1.0, 200.0),
+        ),
+        min_size=1,
+        max_size=120,
+    ),
+    window_s=st.sampled_from([60.0, 900.0, 6800.0]),
+    min_events=st.integers(1, 3),
+)
+def test_compact_burst_memory_gives_the_floor_of_every_event_in_the_window(
+    steps: list[tuple[float, set[Role], float]], window_s: float, min_events: int
+) -> None:
+    """The burst memory keeps per role only the last ``min_events`` events and those larger than every later
+    one, and still answers what the full list of the window's events would."""
+    from autoscaler.core.controller_policy import _burst_floor, _compact_bursts
+
+    compact: tuple = ()  # type: ignore[type-arg]
+    every: tuple = ()  # type: ignore[type-arg]
+    t = 0.0
+    for gap, roles, size in steps:
+        t += gap
+        new = tuple((t, role, size) for role in sorted(roles))
+        every = tuple(e for e in (*every, *new) if t - e[0] < window_s)
+        compact = _compact_bursts(tuple(e for e in (*compact, *new) if t - e[0] < window_s), min_events)
+        for role in (Role.PREFILL, Role.DECODE):
+            assert _burst_floor(compact, role, min_events) == _burst_floor(every, role, min_events)
+        assert set(compact) <= set(every)

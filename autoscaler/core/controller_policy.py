@@ -472,7 +472,7 @@ def _record_bursts(
     """
     kept = tuple(e for e in events if now - e[0] < window_s) if window_s > 0 else ()
     if window_s <= 0 or (not learning and not decode_congested):
-        return kept
+        return _compact_bursts(kept, tuning.burst_min_events)
     added: list[tuple[float, Role, float]] = []
     pre, dec = obs_roles.get(Role.PREFILL), obs_roles.get(Role.DECODE)
     if (
@@ -498,7 +498,26 @@ def _record_bursts(
             running = max(1.0, dec.running or 0.0)
             ratio = min(tuning.burst_ratio_max, (running + (dec.queue_depth or 0.0)) / running)
             added.append((now, Role.DECODE, dec.ready * ratio))
-    return (*kept, *added)
+    return _compact_bursts((*kept, *added), tuning.burst_min_events)
+
+
+def _compact_bursts(
+    events: tuple[tuple[float, Role, float], ...], min_events: int
+) -> tuple[tuple[float, Role, float], ...]:
+    """The events :func:`_burst_floor` can still need, oldest first: per role, the last ``min_events`` (the
+    count rule) and every one larger than all later ones (the largest in any trailing window). A role
+    missing its SLO at every scrape would otherwise keep a window's worth (450 at 40 lead times of 15 s)."""
+    kept: list[tuple[float, Role, float]] = []
+    later_max: dict[Role, float] = {}
+    later_count: dict[Role, int] = {}
+    for event in reversed(events):
+        _t, role, size = event
+        if later_count.get(role, 0) < max(1, min_events) or size > later_max[role]:
+            kept.append(event)
+        later_max[role] = max(size, later_max.get(role, size))
+        later_count[role] = later_count.get(role, 0) + 1
+    kept.reverse()
+    return tuple(kept)
 
 
 def _burst_floor(events: tuple[tuple[float, Role, float], ...], role: Role, min_events: int) -> float:
