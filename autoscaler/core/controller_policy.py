@@ -107,6 +107,16 @@ class Tuning:
         itl_learn_share: ITL observations below this share of the ITL target do not train the ITL
             correction: histogram buckets are coarse there (vLLM's p95 interpolates inside 25–50 ms) and
             decode is sized by its batch and KV limits, not by ITL, so nothing depends on it.
+        ttft_learn_share: TTFT observations below this share of the TTFT target do not train the TTFT
+            correction (a quiet minute says nothing about the fleet near the target; on bursty traffic they
+            walked the correction learned in busy minutes back to 1 before each burst).
+        burst_window_leads: how long, in lead times, an SLO miss the capacity model does not explain (a burst
+            shorter than the rate window) holds its role's burst floor (``_record_bursts``); 0 turns it off.
+        burst_season_share: the burst window is at most this share of ``forecast.season``; 0 = no cap.
+        burst_min_events: burst misses of a role within the window before its floor applies.
+        burst_ratio_max: a burst miss asks for at most this many times the ready fleet that missed.
+        burst_utilization_max: prefill misses above this per-replica utilisation (rate × prefill time /
+            ready replicas, 0–1) are a fleet catching up, not a burst.
     """
 
     headroom: float = 0.5
@@ -173,6 +183,8 @@ class SLOState:
         recent: observed demand ``(time s, requests/s, prompt tokens/s, output tokens/s)`` over the last
             ``max(peak_hold_leads, rise_window_leads, 2)`` lead times, oldest first.
         decode_step: the decode step reserve's memory (:class:`StepMemory`).
+        bursts: remembered burst misses ``(time s, role, replicas asked for)``, compacted
+            (``_compact_bursts``), oldest first.
     """
 
     arrivals: SeriesState = field(default_factory=SeriesState)
@@ -465,8 +477,8 @@ def _record_bursts(
     code: 1-s peaks of 1,228 req/s in minutes of 100). A burst's queue drains across the fleet, so its
     wait falls about as ``1/n``: the fleet that serves it within the goal is ``ready × wait / budget``
     (prefill, on a TTFT above the target: the TTFT above the no-wait floor over the headroom goal's waiting
-    budget; decode: sequences running and waiting over those running), at most ``burst_ratio_max`` times the fleet that missed. Misses the model
-    explains (the fleet was short for the minute's load, a ramp) are the forecaster's and the PID's, and
+    budget; decode: sequences running and waiting over those running), at most ``burst_ratio_max`` times
+    the fleet that missed. Misses the model explains (the fleet was short for the minute's load, a ramp) are the forecaster's and the PID's, and
     misses while replicas start or at a utilisation above ``burst_utilization_max`` are a fleet catching
     up, not a burst; neither is recorded.
     """
