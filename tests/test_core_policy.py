@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
@@ -301,15 +302,15 @@ def test_step_memory_keeps_the_largest_climb_of_the_window_without_its_samples(
         assert len(memory.climbs) <= len(in_window)
 
 
-def _burst_run(misses: int, quiet: int, tuning=None, miss_ttft: float = 3.0):  # type: ignore[no-untyped-def]
-    """Prefill at a steady 10 replicas and 5 req/s (ample by the model), ``misses`` scrapes with TTFT
-    ``miss_ttft`` (target 1 s), then ``quiet`` scrapes within target at the same load."""
+def _burst_run(ttfts: list[float], tuning=None):  # type: ignore[no-untyped-def]
+    """Prefill at a steady 10 replicas and 5 req/s (ample by the model): 8 scrapes without TTFT, then one
+    scrape (15 s) per entry of ``ttfts`` (target 1 s; 0.3 is within it)."""
     from autoscaler.core.controller_policy import SLOPolicy
 
     policy = SLOPolicy(TableProfile(), tuning=tuning)
     state = policy.initial_state(SPEC, 0.0)
     decision = None
-    for k, ttft in enumerate([None] * 8 + [miss_ttft] * misses + [0.3] * quiet):
+    for k, ttft in enumerate([None] * 8 + ttfts):
         roles = {
             Role.PREFILL: role_obs(10, rate=5.0, ttft=ttft, itl=None),
             Role.DECODE: role_obs(10, rate=5.0, ttft=None, itl=None),
@@ -319,23 +320,40 @@ def _burst_run(misses: int, quiet: int, tuning=None, miss_ttft: float = 3.0):  #
     return decision, state
 
 
+def _lead_scrapes() -> int:
+    """Scrapes (15 s) in one lead time of SPEC with TableProfile: misses further apart are separate bursts."""
+    from autoscaler.core.controller_policy import Tuning, forecast_config
+
+    return math.ceil(forecast_config(SPEC, TableProfile(), Tuning()).horizon_s / 15.0)
+
+
 def test_recurring_misses_the_load_does_not_explain_hold_a_burst_floor_for_the_window() -> None:
     """SLO misses at a fleet the model calls ample (bursts shorter than the rate window) are remembered:
-    after two, prefill is held at the fleet that would have drained them (ready × wait / budget, at most
-    ×2) while the window lasts (SPEC's season is 1 h, so a quarter of it: 15 min), and says so. One miss
-    is not a pattern; with the window at 0 the floor is off."""
+    after two separate bursts, prefill is held at the fleet that would have drained them (ready × wait /
+    budget, at most ×2) while the window lasts (SPEC's season is 1 h, so a quarter of it: 15 min), and
+    says so. Misses within a lead time are one burst; one burst is not a pattern; with the window at 0
+    the floor is off."""
     from autoscaler.core.controller_policy import Tuning
 
-    off, _ = _burst_run(3, 30, Tuning(burst_window_leads=0.0))
-    held, state = _burst_run(3, 30)
+    apart = [0.3] * (_lead_scrapes() + 1)
+    two = [3.0, *apart, 3.0]
+    off, _ = _burst_run([*two, *[0.3] * 30], Tuning(burst_window_leads=0.0))
+    held, state = _burst_run([*two, *[0.3] * 30])
     assert held.desired[Role.PREFILL] == 20 > off.desired[Role.PREFILL]
     assert [size for _t, role, size in state.bursts] == [20.0, 20.0]
     mine = [r for r in held.reasons if r.role is Role.PREFILL]
     assert mine and mine[0].code is ReasonCode.SLO_SCALE_UP and "held at the 20 replicas" in mine[0].message
-    once, _ = _burst_run(1, 30)
-    assert once.desired == _burst_run(1, 30, Tuning(burst_window_leads=0.0))[0].desired
-    # past the window the events are forgotten and the fleet comes down
-    later, state = _burst_run(3, 70)
+    # three misses in a row are one burst: no floor
+    once, state = _burst_run([3.0, 3.0, 3.0, *[0.3] * 30])
+    assert len(state.bursts) == 1
+    assert once.desired == _burst_run([3.0, 3.0, 3.0, *[0.3] * 30], Tuning(burst_window_leads=0.0))[0].desired
+    # the floor is what both bursts asked for: a larger second burst does not raise it past the first
+    loose = Tuning(headroom=2.0)  # a waiting budget of about 2 s, so neither burst hits the ×2 cap
+    uneven, state = _burst_run([1.5, *apart, 2.5, *[0.3] * 30], loose)
+    sizes = sorted(size for _t, _role, size in state.bursts)
+    assert uneven.desired[Role.PREFILL] == math.ceil(sizes[0]) < math.ceil(sizes[1])
+    # past the window the bursts are forgotten and the fleet comes down
+    later, state = _burst_run([*two, *[0.3] * 70])
     assert state.bursts == () and later.desired[Role.PREFILL] < 20
     # a miss the model explains (the fleet short for the minute's load) is not a burst
     from autoscaler.core.controller_policy import SLOPolicy
@@ -349,6 +367,56 @@ def test_recurring_misses_the_load_does_not_explain_hold_a_burst_floor_for_the_w
         }
         _, st_ = policy.decide(SPEC, observation(k * 15.0, roles), st_, k * 15.0)
     assert st_.bursts == ()
+
+
+def test_asked_output_rate_counts_sequences_waiting_for_a_decode_slot() -> None:
+    """The served output rate of a decode role with a slot queue is its throughput: the demand held for the
+    next burst is scaled by sequences in the system over those running, at most ``burst_ratio_max``."""
+    from autoscaler.core.controller_policy import _asked_output_rate
+
+    def obs(**decode: float) -> Observation:
+        base = role_obs(3, rate=5.0, ttft=None, itl=0.05)
+        return observation(0.0, {Role.PREFILL: role_obs(10), Role.DECODE: replace(base, **decode)})
+
+    table = [
+        (observation(0.0, {Role.BOTH: role_obs(3)}), 1000.0),  # aggregated: no decode slot queue
+        (obs(queue_depth=3.0, running=192.0), 1000.0),  # one waiting per replica: admission noise
+        (obs(queue_depth=96.0, running=192.0), 1500.0),
+        (obs(queue_depth=5000.0, running=192.0), 2000.0),  # capped at burst_ratio_max (2)
+        (obs(queue_depth=5000.0, running=0.0), 1000.0),  # nothing running: no ratio to scale by
+        (obs(queue_depth=None, running=192.0), 1000.0),  # type: ignore[arg-type]
+    ]
+    for observed, want in table:
+        assert _asked_output_rate(observed, 1000.0, 2.0) == want
+
+
+def test_decode_is_held_at_the_demand_its_slot_queue_showed() -> None:
+    """After a spell with sequences waiting for a decode slot, the quiet that follows keeps the fleet the
+    queue asked for (the served rate alone, ``burst_ratio_max`` 1, releases more)."""
+    from autoscaler.core.controller_policy import SLOPolicy, Tuning
+
+    def run(tuning: Tuning | None) -> list[int]:
+        policy = SLOPolicy(TableProfile(), tuning=tuning)
+        state = policy.initial_state(SPEC, 0.0)
+        decode, fleet = 4, []
+        for k in range(30):
+            rate, waiting, running = (5.0, 1.0, 10.0) if k < 8 else (5.0, 400.0, 200.0) if k < 12 else (0, 0, 0)
+            roles = {
+                Role.PREFILL: role_obs(10, rate=rate, ttft=0.5 if rate else None, itl=None),
+                Role.DECODE: replace(
+                    role_obs(decode, rate=rate, ttft=None, itl=0.05 if rate else None),
+                    queue_depth=waiting,
+                    running=running,
+                ),
+            }
+            decision, state = policy.decide(SPEC, observation(k * 15.0, roles), state, k * 15.0)
+            decode = decision.desired[Role.DECODE]
+            fleet.append(decode)
+        return fleet
+
+    asked, served = run(None), run(Tuning(burst_ratio_max=1.0))
+    assert asked[:8] == served[:8]
+    assert min(asked[12:]) > max(served[12:])
 
 
 def test_peak_hold_counts_only_busy_time() -> None:
@@ -379,23 +447,40 @@ def test_peak_hold_counts_only_busy_time() -> None:
         max_size=120,
     ),
     window_s=st.sampled_from([60.0, 900.0, 6800.0]),
+    gap_s=st.sampled_from([0.0, 20.0, 170.0]),
     min_events=st.integers(1, 3),
 )
-def test_compact_burst_memory_gives_the_floor_of_every_event_in_the_window(
-    steps: list[tuple[float, set[Role], float]], window_s: float, min_events: int
+def test_compact_burst_memory_gives_the_floor_of_every_burst_in_the_window(
+    steps: list[tuple[float, set[Role], float]], window_s: float, gap_s: float, min_events: int
 ) -> None:
-    """The burst memory keeps per role only the last ``min_events`` events and those larger than every later
-    one, and still answers what the full list of the window's events would."""
-    from autoscaler.core.controller_policy import _burst_floor, _compact_bursts
+    """The burst memory folds misses within ``gap_s`` of a role's last burst into it and keeps per role
+    only the bursts with fewer than ``min_events`` later ones at least as large, and still answers what
+    every burst of the window would: the ``min_events``-th largest."""
+    from autoscaler.core.controller_policy import _burst_floor, _compact_bursts, _merge_burst
 
     compact: tuple = ()  # type: ignore[type-arg]
-    every: tuple = ()  # type: ignore[type-arg]
+    misses: list[tuple[float, Role, float]] = []
     t = 0.0
     for gap, roles, size in steps:
         t += gap
-        new = tuple((t, role, size) for role in sorted(roles))
-        every = tuple(e for e in (*every, *new) if t - e[0] < window_s)
-        compact = _compact_bursts(tuple(e for e in (*compact, *new) if t - e[0] < window_s), min_events)
+        new = [(t, role, size) for role in sorted(roles)]
+        misses.extend(new)
+        kept = tuple(e for e in compact if t - e[0] < window_s)
+        for event in new:
+            kept = _merge_burst(kept, event, gap_s)
+        compact = _compact_bursts(kept, min_events)
         for role in (Role.PREFILL, Role.DECODE):
-            assert _burst_floor(compact, role, min_events) == _burst_floor(every, role, min_events)
-        assert set(compact) <= set(every)
+            # reference: group every miss of the role into bursts (a miss joins the last burst when that
+            # burst is still remembered and within gap_s), then the k-th largest burst in the window
+            bursts: list[list[float]] = []  # [last miss time, largest size]
+            for mt, mrole, msize in misses:
+                if mrole != role:
+                    continue
+                if bursts and mt - bursts[-1][0] <= gap_s and mt - bursts[-1][0] < window_s:
+                    bursts[-1] = [mt, max(msize, bursts[-1][1])]
+                else:
+                    bursts.append([mt, msize])
+            sizes = sorted((b[1] for b in bursts if t - b[0] < window_s), reverse=True)
+            want = sizes[min_events - 1] if len(sizes) >= min_events else 0.0
+            assert _burst_floor(compact, role, min_events) == want
+        assert len(compact) <= len({(b[0], b[1]) for b in misses})

@@ -113,8 +113,11 @@ class Tuning:
         burst_window_leads: how long, in lead times, an SLO miss the capacity model does not explain (a burst
             shorter than the rate window) holds its role's burst floor (``_record_bursts``); 0 turns it off.
         burst_season_share: the burst window is at most this share of ``forecast.season``; 0 = no cap.
-        burst_min_events: burst misses of a role within the window before its floor applies.
-        burst_ratio_max: a burst miss asks for at most this many times the ready fleet that missed.
+        burst_min_events: separate bursts (misses more than a lead time apart) of a role within the window
+            before its floor applies; the floor is the fleet that this many of them each asked for.
+        burst_ratio_max: a burst miss asks for at most this many times the ready fleet that missed; also
+            the most by which a decode slot queue scales the served output rate into the demand held
+            (``_asked_output_rate``).
         burst_utilization_max: prefill misses above this per-replica utilisation (rate × prefill time /
             ready replicas, 0–1) are a fleet catching up, not a burst.
     """
@@ -169,6 +172,11 @@ class StepMemory:
     last_sample_times: tuple[float, ...] = ()
 
 
+#: ``(time s, requests/s, prompt tokens/s, output tokens/s served, output tokens/s asked for)``: the last
+#: differs from the served rate while decode sequences wait for a slot (:func:`_asked_output_rate`)
+DemandSample = tuple[float, float, float, float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class SLOState:
     """Everything the controller remembers between steps.
@@ -180,10 +188,10 @@ class SLOState:
         failures: consecutive steps without usable data.
         last_time: time of the last step, Unix seconds.
         first_time: time of the first usable observation, Unix seconds.
-        recent: observed demand ``(time s, requests/s, prompt tokens/s, output tokens/s)`` over the last
-            ``max(peak_hold_leads, rise_window_leads, 2)`` lead times, oldest first.
+        recent: observed demand (:data:`DemandSample`) over the last ``max(peak_hold_leads,
+            rise_window_leads, 2)`` lead times, oldest first.
         decode_step: the decode step reserve's memory (:class:`StepMemory`).
-        bursts: remembered burst misses ``(time s, role, replicas asked for)``, compacted
+        bursts: remembered bursts ``(time of the last miss s, role, replicas asked for)``, compacted
             (``_compact_bursts``), oldest first.
     """
 
@@ -196,15 +204,15 @@ class SLOState:
     failures: int = 0
     last_time: float | None = None
     first_time: float | None = None
-    recent: tuple[tuple[float, float, float, float], ...] = ()
+    recent: tuple[DemandSample, ...] = ()
     decode_step: StepMemory = field(default_factory=StepMemory)
     bursts: tuple[tuple[float, Role, float], ...] = ()
 
 
 def _update_step_memory(
     memory: StepMemory,
-    recent: tuple[tuple[float, float, float, float], ...],
-    value: Callable[[tuple[float, float, float, float]], float],
+    recent: tuple[DemandSample, ...],
+    value: Callable[[DemandSample], float],
     *,
     now: float,
     lead_s: float,
@@ -374,7 +382,7 @@ def _demand_signals(
 
 def _provisioned_demand(
     now: Demand,
-    recent: tuple[tuple[float, float, float, float], ...],
+    recent: tuple[DemandSample, ...],
     a_up: float,
     p_up: float,
     g_up: float,
@@ -395,22 +403,23 @@ def _provisioned_demand(
     prompt (a +20 % prompt band over a +5 % arrival band would size for 14 % longer prompts, and prefill time
     grows faster than linearly in the prompt).
     """
-    held = _held(recent, t_now, hold_s, idle_rate) or [(t_now, *_demand_tuple(now))]
+    held = _held(recent, t_now, hold_s, idle_rate) or [_sample(t_now, now)]
     arrivals = sum(r[1] for r in held)
     prompts = sum(r[2] for r in held)
     mean_prompt = prompts / arrivals if arrivals > 0 else now.mean_prompt
 
-    def work(r: tuple[float, float, float, float]) -> float:
+    def work(r: DemandSample) -> float:
         # requests/s, or the prompt tokens/s in requests of the mean length if that is more
         return max(r[1], r[2] / mean_prompt) if mean_prompt > 0 else r[1]
 
     rates = [a_up, max(work(r) for r in held)]
     if mean_prompt > 0:
         rates.append(p_up / mean_prompt)
-    gens = [g_up, max(r[3] for r in held)]
+    # the held peak of output tokens/s asked for, not served (a slot queue caps the served rate)
+    gens = [g_up, max(r[4] for r in held)]
     window = tuple(r for r in recent if t_now - r[0] < rise_window_s)
     if rise_quantile > 0 and len(window) >= 8:
-        current = (t_now, *_demand_tuple(now))
+        current = _sample(t_now, now)
         rates.append(work(current) + _rise(window, work, lead_s, rise_quantile))
         gens.append(now.generation_tokens_rate + _rise(window, lambda r: r[3], lead_s, rise_quantile))
     lam = max(rates)
@@ -418,18 +427,18 @@ def _provisioned_demand(
 
 
 def _held(
-    recent: tuple[tuple[float, float, float, float], ...],
+    recent: tuple[DemandSample, ...],
     t_now: float,
     hold_s: float,
     idle_rate: float | None,
-) -> list[tuple[float, float, float, float]]:
+) -> list[DemandSample]:
     """The samples of the peak hold: the last ``hold_s`` seconds, where time with fewer than ``idle_rate``
     requests/s does not count (``None``: wall time). On/off traffic returns at the level it left: a quiet
     spell says nothing about the next burst, and the replicas released in it serve again only a lead
     time after the burst asks for them."""
     if idle_rate is None:
         return [r for r in recent if t_now - r[0] < hold_s]
-    held: list[tuple[float, float, float, float]] = []
+    held: list[DemandSample] = []
     busy_s, later = 0.0, t_now
     for r in reversed(recent):
         if r[1] >= idle_rate:
@@ -460,6 +469,7 @@ def _record_bursts(
     *,
     now: float,
     window_s: float,
+    gap_s: float,
     demand: Demand,
     learning: bool,
     decode_congested: bool,
@@ -470,17 +480,20 @@ def _record_bursts(
     q_ttft: float,
     q_itl: float,
 ) -> tuple[tuple[float, Role, float], ...]:
-    """Burst events ``(time s, role, replicas)`` of the last ``window_s`` seconds, with this step's added.
+    """Bursts ``(time of the last miss s, role, replicas)`` of the last ``window_s`` seconds, with this step's
+    misses added: a miss within ``gap_s`` of the role's last burst (a lead time: the fleet could not yet
+    answer it) is the same burst, which keeps the largest fleet any of its misses asked for.
 
-    An event is an SLO miss at a ready fleet that the capacity model, fed the rate window's demand, says
-    is enough: the demand came in bursts shorter than the window, which per-minute rates flatten (Azure
-    code: 1-s peaks of 1,228 req/s in minutes of 100). A burst's queue drains across the fleet, so its
-    wait falls about as ``1/n``: the fleet that serves it within the goal is ``ready × wait / budget``
-    (prefill, on a TTFT above the target: the TTFT above the no-wait floor over the headroom goal's waiting
-    budget; decode: sequences running and waiting over those running), at most ``burst_ratio_max`` times
-    the fleet that missed. Misses the model explains (the fleet was short for the minute's load, a ramp) are the forecaster's and the PID's, and
-    misses while replicas start or at a utilisation above ``burst_utilization_max`` are a fleet catching
-    up, not a burst; neither is recorded.
+    A burst miss is an SLO miss at a ready fleet that the capacity model, fed the rate window's demand,
+    says is enough: the demand came in bursts shorter than the window, which per-minute rates flatten
+    (Azure code: 1-s peaks of 1,228 req/s in minutes of 100). A burst's queue drains across the fleet, so
+    its wait falls about as ``1/n``: the fleet that serves it within the goal is ``ready × wait / budget``
+    (prefill, on a TTFT above the target: the TTFT above the no-wait floor over the headroom goal's
+    waiting budget; decode: sequences running and waiting over those running), at most
+    ``burst_ratio_max`` times the fleet that missed. Misses the model explains (the fleet was short for
+    the minute's load, a ramp) are the forecaster's and the PID's, and misses while replicas start or at
+    a utilisation above ``burst_utilization_max`` are a fleet catching up, not a burst; neither is
+    recorded.
     """
     kept = tuple(e for e in events if now - e[0] < window_s) if window_s > 0 else ()
     if window_s <= 0 or (not learning and not decode_congested):
@@ -510,42 +523,83 @@ def _record_bursts(
             running = max(1.0, dec.running or 0.0)
             ratio = min(tuning.burst_ratio_max, (running + (dec.queue_depth or 0.0)) / running)
             added.append((now, Role.DECODE, dec.ready * ratio))
-    return _compact_bursts((*kept, *added), tuning.burst_min_events)
+    for event in added:
+        kept = _merge_burst(kept, event, gap_s)
+    return _compact_bursts(kept, tuning.burst_min_events)
+
+
+def _merge_burst(
+    bursts: tuple[tuple[float, Role, float], ...], event: tuple[float, Role, float], gap_s: float
+) -> tuple[tuple[float, Role, float], ...]:
+    """``bursts`` with ``event`` added: folded into the role's last burst when within ``gap_s`` of it."""
+    t, role, size = event
+    for k in range(len(bursts) - 1, -1, -1):
+        last_t, last_role, last_size = bursts[k]
+        if last_role != role:
+            continue
+        if t - last_t <= gap_s:
+            return (*bursts[:k], *bursts[k + 1 :], (t, role, max(size, last_size)))
+        break
+    return (*bursts, event)
 
 
 def _compact_bursts(
     events: tuple[tuple[float, Role, float], ...], min_events: int
 ) -> tuple[tuple[float, Role, float], ...]:
-    """The events :func:`_burst_floor` can still need, oldest first: per role, the last ``min_events`` (the
-    count rule) and every one larger than all later ones (the largest in any trailing window). A role
-    missing its SLO at every scrape would otherwise keep a window's worth (450 at 40 lead times of 15 s)."""
+    """The bursts :func:`_burst_floor` can still need, oldest first: per role, those with fewer than
+    ``min_events`` later bursts at least as large (any trailing window that holds one holds those later
+    ones too, so its ``min_events``-th largest never comes from it). A role that bursts every few minutes
+    would otherwise keep a window's worth."""
+    k = max(1, min_events)
     kept: list[tuple[float, Role, float]] = []
-    later_max: dict[Role, float] = {}
-    later_count: dict[Role, int] = {}
+    later: dict[Role, list[float]] = {}
     for event in reversed(events):
         _t, role, size = event
-        if later_count.get(role, 0) < max(1, min_events) or size > later_max[role]:
+        sizes = later.setdefault(role, [])
+        if sum(1 for other in sizes if other >= size) < k:
             kept.append(event)
-        later_max[role] = max(size, later_max.get(role, size))
-        later_count[role] = later_count.get(role, 0) + 1
+            # only the k largest later sizes decide whether an earlier burst is needed
+            sizes.append(size)
+            sizes.sort(reverse=True)
+            del sizes[k:]
     kept.reverse()
     return tuple(kept)
 
 
 def _burst_floor(events: tuple[tuple[float, Role, float], ...], role: Role, min_events: int) -> float:
-    """The role's burst floor, replicas: the largest fleet its remembered bursts asked for, once there
-    are ``min_events`` of them (one miss can be a ramp the model misread; recurring ones are a pattern)."""
-    sizes = [size for _t, r, size in events if r == role]
-    return max(sizes) if len(sizes) >= max(1, min_events) else 0.0
+    """The role's burst floor, replicas: the largest fleet that ``min_events`` separate remembered bursts
+    each asked for (their ``min_events``-th largest). One burst can be a ramp the model misread or a
+    spike no fleet near the load would serve; a level that bursts reach again is a pattern."""
+    k = max(1, min_events)
+    sizes = sorted((size for _t, r, size in events if r == role), reverse=True)
+    return sizes[k - 1] if len(sizes) >= k else 0.0
 
 
-def _demand_tuple(d: Demand) -> tuple[float, float, float]:
-    return d.arrival_rate, d.prompt_tokens_rate, d.generation_tokens_rate
+def _sample(t: float, d: Demand, asked_output: float | None = None) -> DemandSample:
+    served = d.generation_tokens_rate
+    return t, d.arrival_rate, d.prompt_tokens_rate, served, served if asked_output is None else asked_output
+
+
+def _decode_congested(dec: RoleObservation | None) -> bool:
+    """More than one sequence waiting per ready decode replica (a momentary 1–2 is admission noise)."""
+    return dec is not None and (dec.queue_depth or 0.0) > max(1, dec.ready)
+
+
+def _asked_output_rate(obs: Observation, served: float, ratio_max: float) -> float:
+    """Output tokens/s asked of the decode role, from the ``served`` rate: while sequences wait for a slot,
+    the served rate is the fleet's throughput, not the demand, so it is scaled by the sequences in the
+    system over those running (at most ``ratio_max``). Azure code: 3 decode replicas ran 192 sequences
+    with up to 5,000 waiting; a peak hold of the served rate then released 7 → 4 replicas in the quiet
+    minutes before the next burst, which found 1,500 sequences waiting for a slot."""
+    dec = obs.roles.get(Role.DECODE)
+    if dec is None or not _decode_congested(dec) or not dec.running:
+        return served
+    return served * min(ratio_max, (dec.running + (dec.queue_depth or 0.0)) / dec.running)
 
 
 def _climbs(
-    samples: tuple[tuple[float, float, float, float], ...],
-    value: Callable[[tuple[float, float, float, float]], float],
+    samples: tuple[DemandSample, ...],
+    value: Callable[[DemandSample], float],
     lead_s: float,
 ) -> list[tuple[float, float]]:
     """``(t, max(value over (t, t + lead]) − value(t), at least 0)`` for each sample with a full lead time
@@ -565,8 +619,8 @@ def _climbs(
 
 
 def _rise(
-    samples: tuple[tuple[float, float, float, float], ...],
-    value: Callable[[tuple[float, float, float, float]], float],
+    samples: tuple[DemandSample, ...],
+    value: Callable[[DemandSample], float],
     lead_s: float,
     quantile: float,
 ) -> float:
@@ -689,7 +743,8 @@ def decide(
     recorded = keep_s > 0 and now - first_seen >= parse_duration(spec.metrics.window)
     # every sample is seen by the step memory once more as it leaves ``recent`` (after a gap it still
     # counts as a climb of zero)
-    seen = (*state.recent, (now, *_demand_tuple(now_demand))) if recorded else state.recent
+    asked_output = _asked_output_rate(obs, now_demand.generation_tokens_rate, tuning.burst_ratio_max)
+    seen = (*state.recent, _sample(now, now_demand, asked_output)) if recorded else state.recent
     recent = tuple(r for r in seen if now - r[0] < keep_s) if keep_s > 0 else ()
     demand = _provisioned_demand(
         now_demand,
@@ -729,8 +784,7 @@ def decide(
     # a queue, TTFT measures decode congestion, not the prefill model, so nothing is learned
     # from it and the TTFT error is charged to the decode role (below).
     dec = obs_roles.get(Role.DECODE)
-    # congested: more than one request waiting per ready decode replica (a momentary 1–2 is admission noise)
-    decode_congested = dec is not None and (dec.queue_depth or 0.0) > max(1, dec.ready)
+    decode_congested = _decode_congested(dec)
     steady = all(ro.starting == 0 and ro.trustworthy for ro in obs_roles.values()) and not decode_congested
     for role, ro in obs_roles.items():
         if not busy or not steady or ro.ready <= 0:
@@ -790,6 +844,7 @@ def decide(
         tuning,
         now=now,
         window_s=_burst_window_s(spec, tuning, cfg.horizon_s),
+        gap_s=cfg.horizon_s,
         demand=now_demand,
         learning=busy and steady,
         decode_congested=decode_congested,
@@ -1026,14 +1081,14 @@ def decide(
                 )
             )
         for role in (r for r in ups if r in floor_binds):
-            events = sum(1 for b in bursts if b[1] == role)
             reasons.append(
                 Reason(
                     ReasonCode.SLO_SCALE_UP,
                     f"{role.value} {obs_roles[role].replicas}→{desired[role]}: held at the "
-                    f"{burst_floor[role]:.0f} replicas that {events} SLO misses in the last "
-                    f"{_burst_window_s(spec, tuning, cfg.horizon_s) / 60:.0f} min asked for; the load "
-                    "they came with did not explain them (bursts shorter than the rate window)",
+                    f"{burst_floor[role]:.0f} replicas that {max(1, tuning.burst_min_events)} separate "
+                    f"SLO-missing bursts in the last {_burst_window_s(spec, tuning, cfg.horizon_s) / 60:.0f} "
+                    "min each asked for; the load they came with did not explain them (bursts shorter "
+                    "than the rate window)",
                     role,
                 )
             )
