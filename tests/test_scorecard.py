@@ -81,6 +81,28 @@ def test_summary_ratios_and_markdown_on_hand_made_points() -> None:
     assert "### tr" in md and "| static | not reached |" in md
 
 
+def test_per_seed_level_cost_reads_each_seeds_own_curve() -> None:
+    """Two seeds that land at different costs per knob: the seed-mean curve (the headline) charges the
+    spread, the per-seed figure averages what each seed needed on its own curve."""
+
+    def point(knob: float, seed: int, gpu_hours: float, attainment: float) -> sc.Point:
+        return sc.Point("tr", "slo", knob, gpu_hours, attainment, 0.0, 60.0, seed=seed)
+
+    pts = [
+        # seed 0 reaches 95 % at 20 GPU-h (knob 2), seed 1 at 30 (knob 1)
+        point(1.0, 0, 40.0, 0.99), point(2.0, 0, 20.0, 0.95), point(3.0, 0, 10.0, 0.80),
+        point(1.0, 1, 30.0, 0.95), point(2.0, 1, 15.0, 0.85), point(3.0, 1, 10.0, 0.80),
+    ]
+    assert sc.per_seed_level_cost(pts, 0.95) == pytest.approx(25.0)
+    # seed means: knob 1 (35, 0.97), knob 2 (17.5, 0.90) → 95 % at 17.5 + 17.5 · 5/7 = 30
+    assert sc.level_cost(sc.seed_means(pts), 0.95) == pytest.approx(30.0)
+    # a seed that never reaches the level: not reached
+    assert sc.per_seed_level_cost(pts, 0.99) is None
+    row = sc.summarise(pts)["tr"]["slo"]
+    assert row["gpu_hours_95_per_seed"] == pytest.approx(25.0) and row["gpu_hours_99_per_seed"] is None
+    assert "| not reached / 25.0 |" in sc.markdown(sc.summarise(pts))
+
+
 def test_tiny_grid_report_structure(tmp_path: Path) -> None:
     scenario = sc.Scenario("tiny", str(bundled_trace_path("azure_conv")), rate_scale=1.0, end_s=180.0)
     items = [
