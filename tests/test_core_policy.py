@@ -369,6 +369,20 @@ def test_recurring_misses_the_load_does_not_explain_hold_a_burst_floor_for_the_w
     assert st_.bursts == ()
 
 
+def test_a_ttft_longer_than_the_metrics_window_is_a_backlog_draining_not_a_lesson() -> None:
+    """Requests finishing with a TTFT longer than the rate window arrived before it (a start-up or outage
+    backlog): nothing is learned from them and no burst is recorded; misses within the window (3 s) do
+    both."""
+    from autoscaler.api.durations import parse_duration
+
+    window = parse_duration(SPEC.metrics.window)
+    apart = [0.3] * (_lead_scrapes() + 1)
+    _, draining = _burst_run([window * 2, *apart, window * 2])
+    assert draining.bursts == () and draining.ttft_correction == 1.0
+    _, missing = _burst_run([3.0, *apart, 3.0])
+    assert len(missing.bursts) == 2 and missing.ttft_correction > 1.0
+
+
 def test_asked_output_rate_counts_sequences_waiting_for_a_decode_slot() -> None:
     """The served output rate of a decode role with a slot queue is its throughput: the demand held for the
     next burst is scaled by sequences in the system over those running, at most ``burst_ratio_max``."""

@@ -785,7 +785,17 @@ def decide(
     # from it and the TTFT error is charged to the decode role (below).
     dec = obs_roles.get(Role.DECODE)
     decode_congested = _decode_congested(dec)
-    steady = all(ro.starting == 0 and ro.trustworthy for ro in obs_roles.values()) and not decode_congested
+    # A TTFT longer than the metrics window is that of requests that arrived before the window: a backlog
+    # draining (after a start-up or an outage), which neither the window's demand nor the present fleet
+    # explains, so it trains nothing and records no burst (Azure code, seed 2: a 607-s TTFT from the
+    # start-up backlog taught the correction a slow fleet and held prefill at 114 for the hour).
+    window_s = parse_duration(spec.metrics.window)
+    draining = any(ro.ttft is not None and ro.ttft > window_s for ro in obs_roles.values())
+    steady = (
+        all(ro.starting == 0 and ro.trustworthy for ro in obs_roles.values())
+        and not decode_congested
+        and not draining
+    )
     for role, ro in obs_roles.items():
         if not busy or not steady or ro.ready <= 0:
             continue
