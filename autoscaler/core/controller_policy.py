@@ -594,7 +594,10 @@ def _asked_output_rate(obs: Observation, served: float, ratio_max: float) -> flo
     dec = obs.roles.get(Role.DECODE)
     if dec is None or not _decode_congested(dec) or not dec.running:
         return served
-    return served * min(ratio_max, (dec.running + (dec.queue_depth or 0.0)) / dec.running)
+    asked = served * min(ratio_max, (dec.running + (dec.queue_depth or 0.0)) / dec.running)
+    # a served rate near the float limit must not become an infinite demand (it is garbage either way,
+    # and the rest of the sizing is guarded against it, not against inf)
+    return asked if math.isfinite(asked) else served
 
 
 def _climbs(
