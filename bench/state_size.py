@@ -6,7 +6,7 @@ The controller keeps one ``SLOState`` per resource between intervals. Every part
 window or a count (the demand samples of the rise window, the forecast's bucket history and residuals,
 the burst and step memories, the stabilisation records), so it grows from an empty state and then stays
 flat; a soak shorter than the longest window sees only the growth. This drives the real ``decide`` for
-``--hours`` of simulated operation at ``--interval`` (a daily sine of load with noise, and a decode slot
+``--hours`` of simulated operation at ``--interval`` (``bench/decide_speed.py``'s load, and a decode slot
 queue for one scrape in twenty, so every memory fills) and prints, as one JSON line per checkpoint: the
 operating time, the state's deep size in KiB (every object reachable from it, counted once), its demand
 samples, forecast buckets and residuals, and the size for 1,000 resources in MB.
@@ -15,18 +15,19 @@ samples, forecast buckets and residuals, and the size for 1,000 resources in MB.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import math
 import random
 import sys
 from collections.abc import Iterator
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from autoscaler.api.durations import parse_duration
 from autoscaler.catalog import load_profile
 from autoscaler.core.controller_policy import SLOPolicy, SLOState
-from autoscaler.core.types import Observation, Role, RoleObservation
+from autoscaler.core.types import Observation, Role
 from autoscaler.sim.scorecard import build_spec
 
 
@@ -58,26 +59,27 @@ def _children(item: object) -> Iterator[Any]:
     return iter(())
 
 
+def _load_decide_speed() -> Any:
+    path = Path(__file__).with_name("decide_speed.py")
+    spec = importlib.util.spec_from_file_location("decide_speed", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _obs(t: float, rng: random.Random, k: int) -> Observation:
-    rate = 40.0 * (1.0 + 0.5 * math.sin(2 * math.pi * t / 86400.0)) * rng.uniform(0.85, 1.15)
-    congested = k % 20 == 0
-    roles = {}
-    for role in (Role.PREFILL, Role.DECODE):
-        roles[role] = RoleObservation(
-            replicas=20,
-            ready=20,
-            starting=0,
-            ttft=0.5,
-            itl=0.05,
-            queue_depth=200.0 if congested and role is Role.DECODE else 1.0,
-            running=300.0,
-            kv_utilization=0.5,
-            arrival_rate=rate,
-            prompt_tokens_rate=rate * 1100.0,
-            generation_tokens_rate=rate * 210.0,
-            reporting=20,
-        )
-    return Observation(time=t, roles=roles, source_ok=True, error="")
+    """``bench/decide_speed.py``'s load (an hourly sine with noise), with a decode slot queue one scrape in
+    twenty so the asked-demand and burst memories fill too."""
+    obs: Observation = _DECIDE_SPEED._obs(t, rng)
+    if k % 20:
+        return obs
+    roles = dict(obs.roles)
+    roles[Role.DECODE] = replace(roles[Role.DECODE], queue_depth=200.0)
+    return replace(obs, roles=roles)
+
+
+_DECIDE_SPEED = _load_decide_speed()
 
 
 def _counts(state: SLOState) -> dict[str, int]:
