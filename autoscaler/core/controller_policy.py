@@ -743,7 +743,8 @@ def decide(
     first_seen = state.first_time if state.first_time is not None else now
     # rates over a window that reaches back before the first scrape are extrapolated from part of it and
     # read low (Prometheus's extrapolatedRate); their climb to the true level is not a rise of demand
-    recorded = keep_s > 0 and now - first_seen >= parse_duration(spec.metrics.window)
+    metrics_window_s = parse_duration(spec.metrics.window)
+    recorded = keep_s > 0 and now - first_seen >= metrics_window_s
     # every sample is seen by the step memory once more as it leaves ``recent`` (after a gap it still
     # counts as a climb of zero)
     asked_output = _asked_output_rate(obs, now_demand.generation_tokens_rate, tuning.burst_ratio_max)
@@ -792,8 +793,7 @@ def decide(
     # draining (after a start-up or an outage), which neither the window's demand nor the present fleet
     # explains, so it trains nothing and records no burst (Azure code, seed 2: a 607-s TTFT from the
     # start-up backlog taught the correction a slow fleet and held prefill at 114 for the hour).
-    window_s = parse_duration(spec.metrics.window)
-    draining = any(ro.ttft is not None and ro.ttft > window_s for ro in obs_roles.values())
+    draining = any(ro.ttft is not None and ro.ttft > metrics_window_s for ro in obs_roles.values())
     steady = (
         all(ro.starting == 0 and ro.trustworthy for ro in obs_roles.values())
         and not decode_congested
@@ -998,7 +998,7 @@ def decide(
         current = ro.replicas
         untrusted = role_untrusted_reason(obs, role, ro)
         if untrusted is None and (
-            arrivals.time is None or now - first_seen < parse_duration(spec.metrics.window)
+            arrivals.time is None or now - first_seen < metrics_window_s
         ):
             untrusted = Reason(ReasonCode.HOLD_ON_BAD_DATA, "less than one metrics window of history", role)
         holds_role = functools.partial(holds, role)
