@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv prometheus demo test lint audit crd docs e2e clean
+.PHONY: venv prometheus cluster demo test lint audit crd docs e2e clean
 
 # Re-install only when the project's dependencies change.
 $(STAMP): pyproject.toml
@@ -24,20 +24,24 @@ prometheus:
 	  apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || \
 	    { apt-get update -qq && apt-get install -y --no-install-recommends prometheus; }; \
 	fi
-	@# The Debian package starts a system service where an init system exists; tests start their own.
-	@pkill -x prometheus 2>/dev/null || true
+	@# The Debian package may start a system service; tests start their own on free ports and never stop it.
+
+# The upstream control plane (etcd, kube-apiserver, kube-controller-manager, kubectl) built from its Go modules
+# into ~/.cache/inference-autoscaler/k8s/<version>/ and reused from there (hack/versions.env pins the versions).
+cluster:
+	@bash hack/build-cluster.sh
 
 # A short cluster-in-a-box session: the real controller keeping a twin-driven pool in its SLO (about 2 min).
-demo: venv prometheus
+demo: venv prometheus cluster
 	$(PY) -m e2e.demo
 
 # pytest exits 5 when nothing was collected: that is a broken selection, not a pass.
-test: venv prometheus
+test: venv prometheus cluster
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 
 # The closed loop end to end on loopback (e2e/README.md); collected apart from tests/ so `make test` stays fast.
-e2e: venv prometheus
+e2e: venv prometheus cluster
 	@$(PY) -m pytest e2e -s -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no e2e tests: failing"; exit 1; fi; exit $$status
 
