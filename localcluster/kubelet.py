@@ -121,7 +121,7 @@ class KubeletStandIn:
                 await self._watch(rv)
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # noqa: BLE001 - the stand-in outlives apiserver restarts
+            except Exception as err:
                 log.debug("kubelet stand-in: %r; relisting", err)
                 await asyncio.sleep(0.5)
 
@@ -212,7 +212,7 @@ class KubeletStandIn:
             await coro
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # noqa: BLE001 - a failed write is retried on the next event or relist
+        except Exception as err:
             log.debug("kubelet stand-in: %r", err)
 
     # ------------------------------------------------------------------------------------------ writes

@@ -106,7 +106,7 @@ async def http_ready(
                     if r.status == 200:
                         return
                     last = f"{r.status} {(await r.text())[:300]}"
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+            except (TimeoutError, aiohttp.ClientError, OSError) as err:
                 last = repr(err)
             if proc is not None and not proc.alive():
                 raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")

@@ -1,4 +1,5 @@
-"""Scenario tests of the controller against the emulated Kubernetes API server (real HTTP)."""
+"""Scenario tests of the controller against the local control plane (real kube-apiserver, etcd and
+kube-controller-manager; the controller talks to it through the recording fault proxy)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import pytest
 
 from autoscaler.core.types import Role
+from tests.fixtures.cluster import kubectl
 from tests.fixtures.controller import (
     NS,
     FakeMetrics,
@@ -98,8 +100,7 @@ async def test_scale_up_before_scale_down(kube_server, make_controller):
 
 
 async def test_pending_pods_count_as_supply(kube_server, make_controller):
-    kube_server.workloads.enable()
-    kube_server.workloads.set_ready_delay(3600.0)  # pods are created but never become Ready in this test
+    kube_server.kubelet.set_ready_after(3600.0)  # pods are created but never become Ready in this test
     fleet(kube_server, "pend", prefill=1, decode=1)
     kube_server.create(ias("pend", "pend"))
     metrics = FakeMetrics()
@@ -159,10 +160,9 @@ async def test_missing_pool_and_target_and_invalid_spec_affect_only_themselves(k
 
 
 def _set_replicas_by_hand(server, name: str, value: int) -> None:
-    rt = server.type_for("apps/v1", "Deployment")
-    obj = server.api.get(rt, NS, name)
+    obj = server.get("apps/v1", "Deployment", name, NS)
     obj["spec"]["replicas"] = value
-    server.api.update(rt, NS, name, obj)
+    server.kube.update(obj)
 
 
 async def test_conflict_storm_is_retried(kube_server, make_controller):
@@ -222,34 +222,8 @@ async def test_status_written_only_when_it_changes(kube_server, make_controller)
     assert kube_server.request_count("PATCH", r"/inferenceautoscalers/st/status$") == writes + 1
 
 
-@pytest.mark.parametrize("policy", ["Pause", "Override"])
-async def test_manual_change_is_recorded_and_follows_policy(kube_server, make_controller, policy):
-    fleet(kube_server, "man")
-    kube_server.create(ias("man", "man", manualChangePolicy=policy, manualPause="1h"))
-    metrics = FakeMetrics()
-    metrics.set(f"{NS}/man", prefill=metrics_obs(40), decode=metrics_obs(20))
-    controller = await make_controller(QueuePolicy(), metrics)
-    await eventually(lambda: replicas(kube_server, "man-prefill") == 4)
-    await eventually(lambda: controller.reconciler.memory[f"{NS}/man"].applied.get(Role.PREFILL) == 4)
-    _set_replicas_by_hand(kube_server, "man-prefill", 7)
-    ev = await eventually(
-        lambda: [e for e in events_for(kube_server, "man") if e["reason"] == "ManualChange"]
-    )
-    assert "4→7" in ev[0]["note"] and policy in ev[0]["note"]
-    if policy == "Pause":
-        await asyncio.sleep(2.2)
-        assert replicas(kube_server, "man-prefill") == 7
-        c = condition(kube_server, "man", "ScalingLimited")
-        assert (c["status"], c["reason"]) == ("True", "ManualChangePause")
-        assert replicas(kube_server, "man-decode") == 2  # the other role is still managed
-    else:
-        await eventually(lambda: replicas(kube_server, "man-prefill") == 4)
-    assert len([e for e in events_for(kube_server, "man") if e["reason"] == "ManualChange"]) == 1
-
-
 async def test_restart_mid_scale_resumes_without_duplicate_action(kube_server, make_controller):
-    kube_server.workloads.enable()
-    kube_server.workloads.set_ready_delay(3600.0)
+    kube_server.kubelet.set_ready_after(3600.0)
     fleet(kube_server, "rs")
     kube_server.create(ias("rs", "rs"))
     metrics = FakeMetrics()
@@ -272,45 +246,6 @@ async def test_restart_mid_scale_resumes_without_duplicate_action(kube_server, m
     assert ias_status(kube_server, "rs")["roles"]["prefill"]["starting"] == 5
 
 
-async def test_one_lease_two_controllers_exactly_one_actuates_and_fails_over(kube_server, make_controller):
-    fleet(kube_server, "le")
-    kube_server.create(ias("le", "le"))
-    metrics = FakeMetrics()
-    metrics.set(f"{NS}/le", prefill=metrics_obs(20), decode=metrics_obs(20))
-    opts = {
-        "leader_elect": True,
-        "lease_namespace": NS,
-        "lease_duration": 2.0,
-        "renew_deadline": 1.5,
-        "retry_period": 0.25,
-    }
-    a = await make_controller(QueuePolicy(), metrics, identity="a", **opts)
-    b = await make_controller(QueuePolicy(), metrics, identity="b", **opts)
-    await eventually(lambda: replicas(kube_server, "le-prefill") == 2)
-    await asyncio.sleep(1.0)
-    assert a.may_write() != b.may_write()
-    leader, standby = (a, b) if a.may_write() else (b, a)
-    assert leader.reconciler.scale_actions == 2 and standby.reconciler.scale_actions == 0
-    assert standby.status.writes == 0 and standby.events.created == 0 and not standby.workers
-    lease = kube_server.get("coordination.k8s.io/v1", "Lease", "inference-autoscaler", NS)
-    assert lease["spec"]["holderIdentity"] == leader.settings.identity
-
-    # The leader's process freezes: no renewals, no release. It must stop writing by itself ...
-    assert leader.elector is not None and leader._elector_task is not None
-    leader._elector_task.cancel()
-    killed = asyncio.get_running_loop().time()
-    await eventually(lambda: not leader.may_write(), within=1.6)
-    # ... and the standby takes over within the lease duration (plus one retry period of polling).
-    await eventually(lambda: standby.may_write(), within=4.0)
-    assert asyncio.get_running_loop().time() - killed <= 2.0 + 0.25 + 0.3
-    metrics.set(f"{NS}/le", prefill=metrics_obs(50), decode=metrics_obs(20))
-    await eventually(lambda: replicas(kube_server, "le-prefill") == 5)
-    assert standby.reconciler.scale_actions == 1
-    lease = kube_server.get("coordination.k8s.io/v1", "Lease", "inference-autoscaler", NS)
-    assert lease["spec"]["holderIdentity"] == standby.settings.identity
-    assert lease["spec"]["leaseTransitions"] == 1
-
-
 async def test_graceful_stop_releases_the_lease(kube_server, make_controller):
     fleet(kube_server, "rel")
     kube_server.create(ias("rel", "rel"))
@@ -331,28 +266,9 @@ async def test_graceful_stop_releases_the_lease(kube_server, make_controller):
     await eventually(lambda: b.may_write(), within=2.0)
 
 
-async def _kubectl(kubeconfig, *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl",
-        "--kubeconfig",
-        str(kubeconfig),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
-
-
-@pytest.mark.kubectl
 async def test_kubectl_get_and_describe_show_columns_and_events(
     kube_server, make_controller, kubeconfig_path
 ):
-    import shutil
-
-    if shutil.which("kubectl") is None:
-        pytest.skip("no kubectl on PATH")
     fleet(kube_server, "kc")
     kube_server.create(ias("kc", "kc"))
     metrics = FakeMetrics()
@@ -361,7 +277,7 @@ async def test_kubectl_get_and_describe_show_columns_and_events(
     await eventually(
         lambda: ias_status(kube_server, "kc").get("roles", {}).get("decode", {}).get("current") == 5
     )
-    out = await _kubectl(kubeconfig_path, "get", "ias", "-n", NS)
+    out = await kubectl(kubeconfig_path, "get", "ias", "-n", NS)
     header, row = out.splitlines()[:2]
     for column in ("NAME", "POOL", "PREFILL", "DECODE", "TTFT", "QUEUE", "KV", "$/H", "READY", "AGE"):
         assert column in header.split(), header
@@ -369,24 +285,19 @@ async def test_kubectl_get_and_describe_show_columns_and_events(
     assert cells[:4] == ["kc", "kc", "3→3", "5→5"], row
     assert "620ms/1s" in cells and "80" in cells and "71%" in cells and "True" in cells
     assert "64.00" in cells  # (3 + 5) replicas × 2 GPUs × 4.00 per GPU-hour
-    wide = await _kubectl(kubeconfig_path, "get", "ias", "kc", "-n", NS, "-o", "wide")
+    wide = await kubectl(kubeconfig_path, "get", "ias", "kc", "-n", NS, "-o", "wide")
     # The reason column shows the latest decision: the scale-up, or the steady hold that follows it.
     assert "REASON" in wide.splitlines()[0]
     assert wide.splitlines()[1].split()[-2] in {"LoadScaleUp", "Steady"}, wide
 
 
-@pytest.mark.kubectl
 async def test_kubectl_describe_shows_events(kube_server, make_controller, kubeconfig_path):
-    import shutil
-
-    if shutil.which("kubectl") is None:
-        pytest.skip("no kubectl on PATH")
     fleet(kube_server, "kc")
     kube_server.create(ias("kc", "kc"))
     metrics = FakeMetrics()
     metrics.set(f"{NS}/kc", prefill=metrics_obs(30), decode=metrics_obs(50))
     await make_controller(QueuePolicy(), metrics)
     await eventually(lambda: [e for e in events_for(kube_server, "kc") if e["reason"] == "LoadScaleUp"])
-    described = await _kubectl(kubeconfig_path, "describe", "ias", "kc", "-n", NS)
+    described = await kubectl(kubeconfig_path, "describe", "ias", "kc", "-n", NS)
     assert "Events:" in described
     assert "LoadScaleUp" in described and "prefill Deployment/kc-prefill: 1→3" in described
