@@ -28,7 +28,7 @@ from autoscaler.api.durations import format_duration, parse_duration
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
 from autoscaler.catalog import load_profile
 from autoscaler.controller.manager import Controller
-from autoscaler.core.controller_policy import SLOPolicy
+from autoscaler.core.slo import SLOPolicy
 from autoscaler.core.types import Decision, Observation, Policy
 from autoscaler.errors import InputError, PermanentError, TemporaryError
 from autoscaler.log import configure_logging
