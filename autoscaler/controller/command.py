@@ -137,7 +137,7 @@ def prometheus_sources() -> Callable[[InferenceAutoscalerSpec], tuple[str, Metri
 
     def source_for(spec: InferenceAutoscalerSpec) -> tuple[str, MetricsSource]:
         url = spec.metrics.prometheus.url
-        timeout = parse_duration(spec.metrics.prometheus.timeout)
+        timeout = spec.metrics.prometheus.timeout_s
         key = f"{url}|{timeout}"
         if key not in cache:
             cache[key] = PrometheusMetricsSource(PrometheusSettings(url=url, timeout_s=min(timeout, 120.0)))

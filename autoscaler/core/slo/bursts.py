@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from autoscaler.api.durations import parse_duration
 from autoscaler.core.capacity import Demand, decode_capacity, no_wait_ttft, ttft_quantile
 from autoscaler.core.slo.conditions import Conditions
 from autoscaler.core.slo.context import StepContext
@@ -28,7 +27,7 @@ def burst_window_s(ctx: StepContext) -> float:
     the season (the burst level of the busy hours must not hold the quiet ones)."""
     tuning = ctx.tuning.bursts
     window = tuning.window_leads * ctx.lead_s
-    season = parse_duration(ctx.spec.forecast.season)
+    season = ctx.spec.forecast.season_s
     if season > 0 and tuning.season_share > 0:
         window = min(window, tuning.season_share * season)
     return window

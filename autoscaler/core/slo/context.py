@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from autoscaler.api.durations import parse_duration
 from autoscaler.api.v1alpha1 import ForecastMethod, InferenceAutoscalerSpec, RoleSpec
 from autoscaler.core.capacity import ModelParams
 from autoscaler.core.forecast import ForecastConfig
@@ -66,8 +65,8 @@ class StepContext:
 
 
 def _cold_start_s(spec: InferenceAutoscalerSpec, profile: PerformanceProfile) -> float:
-    cs = spec.performance.cold_start
-    return parse_duration(cs) if cs else profile.cold_start_s
+    cs = spec.performance.cold_start_s
+    return cs if cs is not None else profile.cold_start_s
 
 
 def forecast_config(
@@ -78,12 +77,10 @@ def forecast_config(
     Holt-Winters keeps two seasons of buckets; a season finer than 2,000 buckets drops seasonality rather
     than grow the state."""
     interval = spec.control_interval_s
-    horizon = (
-        parse_duration(spec.forecast.horizon)
-        if spec.forecast.horizon
-        else _cold_start_s(spec, profile) + interval
-    )
-    season = parse_duration(spec.forecast.season)
+    horizon = spec.forecast.horizon_s
+    if horizon is None:
+        horizon = _cold_start_s(spec, profile) + interval
+    season = spec.forecast.season_s
     bucket = tuning.forecast.bucket_s or max(interval, season / 288.0 if season > 0 else 60.0)
     season_buckets = round(season / bucket) if season > 0 else 0
     max_history = max(720, 2 * season_buckets + 8)
@@ -133,5 +130,5 @@ def step_context(
         itl_target_s=slo.itl.target_s,
         q_ttft=slo.ttft.quantile,
         q_itl=slo.itl.quantile,
-        metrics_window_s=parse_duration(spec.metrics.window),
+        metrics_window_s=spec.metrics.window_s,
     )

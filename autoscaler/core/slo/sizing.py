@@ -45,16 +45,12 @@ class Accelerator(NamedTuple):
     max_replicas: int | None
 
 
-def _price(value: str | None) -> float:
-    return float(value) if value else 0.0
-
-
 def accelerator_options(
     spec: InferenceAutoscalerSpec, profile: PerformanceProfile, profiles: Mapping[str, PerformanceProfile]
 ) -> list[Accelerator]:
     """The allowed accelerators that have a profile (a type that cannot be sized is not offered); the spec's
     own accelerator when none is allowed or none has a profile."""
-    own = [Accelerator(spec.cost.accelerator, profile, _price(spec.cost.price_per_gpu_hour), None)]
+    own = [Accelerator(spec.cost.accelerator, profile, spec.cost.gpu_hour_price, None)]
     if not spec.cost.allowed_accelerators:
         return own
     out = []
@@ -64,7 +60,7 @@ def accelerator_options(
             prof = profile if opt.name == spec.cost.accelerator else None
         if prof is None:
             continue
-        out.append(Accelerator(opt.name, prof, _price(opt.price_per_gpu_hour), opt.max_replicas))
+        out.append(Accelerator(opt.name, prof, opt.gpu_hour_price, opt.max_replicas))
     return out or own
 
 
@@ -234,7 +230,7 @@ def size_fleet(
             floor_binds.add(role)
         needs.append(RoleNeed(need.need, rs.min_replicas, rs.max_replicas, opts))
     caps = {acc.name: acc.max_replicas for acc in accelerators if acc.max_replicas is not None}
-    budget = float(ctx.spec.cost.budget_per_hour) if ctx.spec.cost.budget_per_hour else None
+    budget = ctx.spec.cost.hourly_budget
     plan = solve(needs, caps, budget)
     raw = dict(zip([r for r, _ in ctx.roles], plan.totals(), strict=True))
     return Sizing(accelerators, needs, plan, raw, budget, reserve_binds, frozenset(floor_binds))
