@@ -49,6 +49,7 @@ lint: venv
 	$(VENV)/bin/ruff check $(wildcard autoscaler tests bench e2e)
 	$(VENV)/bin/mypy --strict autoscaler
 	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_sizes.py
 	$(PY) -m autoscaler crd | diff -u crds/autoscaler.inference.dev_inferenceautoscalers.yaml - \
 	  || { echo "crds/ is stale: run make crd"; exit 1; }
 	@$(MAKE) --no-print-directory audit

@@ -19,7 +19,7 @@ import statistics
 import time
 
 from autoscaler.catalog import load_profile
-from autoscaler.core.controller_policy import SLOPolicy, SLOState, Tuning
+from autoscaler.core.slo import ReserveTuning, SLOPolicy, SLOState, Tuning
 from autoscaler.core.types import Observation, Role, RoleObservation
 from autoscaler.sim.scorecard import build_spec
 
@@ -74,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     for label, tuning in (
         ("step reserve on (40 leads)", Tuning()),
-        ("step reserve off", Tuning(decode_step_window_leads=0.0)),
+        ("step reserve off", Tuning(reserve=ReserveTuning(decode_step_window_leads=0.0))),
     ):
         per, kept = [], 0
         for run in range(args.runs):

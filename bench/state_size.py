@@ -26,7 +26,7 @@ from typing import Any
 
 from autoscaler.api.durations import parse_duration
 from autoscaler.catalog import load_profile
-from autoscaler.core.controller_policy import SLOPolicy, SLOState
+from autoscaler.core.slo import SLOPolicy, SLOState
 from autoscaler.core.types import Observation, Role
 from autoscaler.sim.scorecard import build_spec
 

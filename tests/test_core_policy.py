@@ -8,7 +8,7 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoscaler.core.controller_policy import SLOPolicy, SLOState
+from autoscaler.core.slo import SLOPolicy, SLOState
 from autoscaler.core.types import DataFlag, Observation, ReasonCode, Role, RoleObservation
 from tests.strategies import TableProfile, make_spec, observation, observations, role_obs
 
@@ -192,7 +192,7 @@ def test_ttft_caused_by_decode_congestion_does_not_grow_prefill() -> None:
 
 
 def test_rise_is_the_quantile_of_climbs_within_one_lead_time() -> None:
-    from autoscaler.core.controller_policy import _rise
+    from autoscaler.core.slo.demand import rise as _rise
 
     # a sawtooth: 10 req/s, jumping to 40 every 60 s for one sample
     samples = tuple((t, 40.0 if t % 60 == 0 else 10.0, 0.0, 0.0) for t in range(0, 600, 15))
@@ -225,7 +225,7 @@ def test_decode_keeps_a_reserve_for_the_largest_surge_it_has_seen_until_the_step
     that much in reserve for ``decode_step_window_leads`` lead times after the surge has gone — a
     sequence that finds no decode slot waits, and that wait is TTFT. The reserve is a forecast: off with
     forecasting off, and gone once the surge is older than the window."""
-    from autoscaler.core.controller_policy import Tuning, forecast_config
+    from autoscaler.core.slo import ReserveTuning, Tuning, forecast_config
 
     lead = forecast_config(SPEC, TableProfile(), Tuning()).horizon_s
     interval = SPEC.control_interval_s
@@ -257,7 +257,7 @@ def test_decode_keeps_a_reserve_for_the_largest_surge_it_has_seen_until_the_step
 
     calm = decode_after(15, surge=False)
     assert decode_after(15) > calm  # past the rise band's 10 lead times, within the step window's 40
-    assert decode_after(15, tuning=Tuning(decode_step_window_leads=0.0)) == calm
+    assert decode_after(15, tuning=Tuning(reserve=ReserveTuning(decode_step_window_leads=0.0))) == calm
     assert decode_after(45) == calm
     off = make_spec(extra={"forecast": {"method": "off"}})
     assert decode_after(15, spec=off) == decode_after(15, spec=off, surge=False)
@@ -281,7 +281,9 @@ def test_step_memory_keeps_the_largest_climb_of_the_window_without_its_samples(
     """The decode step reserve's compact memory answers what ``_rise(window, ·, lead, 1.0)`` over every
     sample of the window would (with the same "at least eight samples, four climbs" rule) while the state
     keeps only two lead times of samples."""
-    from autoscaler.core.controller_policy import StepMemory, _rise, _update_step_memory
+    from autoscaler.core.slo import StepMemory
+    from autoscaler.core.slo.demand import rise as _rise
+    from autoscaler.core.slo.demand import update_step_memory as _update_step_memory
 
     window = window_leads * lead
     keep = 2.0 * lead
@@ -305,7 +307,7 @@ def test_step_memory_keeps_the_largest_climb_of_the_window_without_its_samples(
 def _burst_run(ttfts: list[float], tuning=None):  # type: ignore[no-untyped-def]
     """Prefill at a steady 10 replicas and 5 req/s (ample by the model): 8 scrapes without TTFT, then one
     scrape (15 s) per entry of ``ttfts`` (target 1 s; 0.3 is within it)."""
-    from autoscaler.core.controller_policy import SLOPolicy
+    from autoscaler.core.slo import SLOPolicy
 
     policy = SLOPolicy(TableProfile(), tuning=tuning)
     state = policy.initial_state(SPEC, 0.0)
@@ -322,7 +324,7 @@ def _burst_run(ttfts: list[float], tuning=None):  # type: ignore[no-untyped-def]
 
 def _lead_scrapes() -> int:
     """Scrapes (15 s) in one lead time of SPEC with TableProfile: misses further apart are separate bursts."""
-    from autoscaler.core.controller_policy import Tuning, forecast_config
+    from autoscaler.core.slo import Tuning, forecast_config
 
     return math.ceil(forecast_config(SPEC, TableProfile(), Tuning()).horizon_s / 15.0)
 
@@ -333,11 +335,11 @@ def test_recurring_misses_the_load_does_not_explain_hold_a_burst_floor_for_the_w
     budget, at most ×2) while the window lasts (SPEC's season is 1 h, so a quarter of it: 15 min), and
     says so. Misses within a lead time are one burst; one burst is not a pattern; with the window at 0
     the floor is off."""
-    from autoscaler.core.controller_policy import Tuning
+    from autoscaler.core.slo import BurstTuning, Tuning
 
     apart = [0.3] * (_lead_scrapes() + 1)
     two = [3.0, *apart, 3.0]
-    off, _ = _burst_run([*two, *[0.3] * 30], Tuning(burst_window_leads=0.0))
+    off, _ = _burst_run([*two, *[0.3] * 30], Tuning(bursts=BurstTuning(window_leads=0.0)))
     held, state = _burst_run([*two, *[0.3] * 30])
     assert held.desired[Role.PREFILL] == 20 > off.desired[Role.PREFILL]
     assert [size for _t, role, size in state.bursts] == [20.0, 20.0]
@@ -346,7 +348,7 @@ def test_recurring_misses_the_load_does_not_explain_hold_a_burst_floor_for_the_w
     # three misses in a row are one burst: no floor
     once, state = _burst_run([3.0, 3.0, 3.0, *[0.3] * 30])
     assert len(state.bursts) == 1
-    assert once.desired == _burst_run([3.0, 3.0, 3.0, *[0.3] * 30], Tuning(burst_window_leads=0.0))[0].desired
+    assert once.desired == _burst_run([3.0, 3.0, 3.0, *[0.3] * 30], Tuning(bursts=BurstTuning(window_leads=0.0)))[0].desired
     # the floor is what both bursts asked for: a larger second burst does not raise it past the first
     loose = Tuning(headroom=2.0)  # a waiting budget of about 2 s, so neither burst hits the ×2 cap
     uneven, state = _burst_run([1.5, *apart, 2.5, *[0.3] * 30], loose)
@@ -356,7 +358,7 @@ def test_recurring_misses_the_load_does_not_explain_hold_a_burst_floor_for_the_w
     later, state = _burst_run([*two, *[0.3] * 70])
     assert state.bursts == () and later.desired[Role.PREFILL] < 20
     # a miss the model explains (the fleet short for the minute's load) is not a burst
-    from autoscaler.core.controller_policy import SLOPolicy
+    from autoscaler.core.slo import SLOPolicy
 
     policy = SLOPolicy(TableProfile())
     st_ = policy.initial_state(SPEC, 0.0)
@@ -386,7 +388,7 @@ def test_a_ttft_longer_than_the_metrics_window_is_a_backlog_draining_not_a_lesso
 def test_asked_output_rate_counts_sequences_waiting_for_a_decode_slot() -> None:
     """The served output rate of a decode role with a slot queue is its throughput: the demand held for the
     next burst is scaled by sequences in the system over those running, at most ``burst_ratio_max``."""
-    from autoscaler.core.controller_policy import _asked_output_rate
+    from autoscaler.core.slo.demand import asked_output_rate
 
     def obs(**decode: float) -> Observation:
         base = role_obs(3, rate=5.0, ttft=None, itl=0.05)
@@ -401,13 +403,13 @@ def test_asked_output_rate_counts_sequences_waiting_for_a_decode_slot() -> None:
         (obs(queue_depth=None, running=192.0), 1000.0),  # type: ignore[arg-type]
     ]
     for observed, want in table:
-        assert _asked_output_rate(observed, 1000.0, 2.0) == want
+        assert asked_output_rate(observed.roles, 1000.0, 2.0) == want
 
 
 def test_decode_is_held_at_the_demand_its_slot_queue_showed() -> None:
     """After a spell with sequences waiting for a decode slot, the quiet that follows keeps the fleet the
     queue asked for (the served rate alone, ``burst_ratio_max`` 1, releases more)."""
-    from autoscaler.core.controller_policy import SLOPolicy, Tuning
+    from autoscaler.core.slo import BurstTuning, SLOPolicy, Tuning
 
     def run(tuning: Tuning | None) -> list[int]:
         policy = SLOPolicy(TableProfile(), tuning=tuning)
@@ -428,14 +430,14 @@ def test_decode_is_held_at_the_demand_its_slot_queue_showed() -> None:
             fleet.append(decode)
         return fleet
 
-    asked, served = run(None), run(Tuning(burst_ratio_max=1.0))
+    asked, served = run(None), run(Tuning(bursts=BurstTuning(ratio_max=1.0)))
     assert asked[:8] == served[:8]
     assert min(asked[12:]) > max(served[12:])
 
 
 def test_peak_hold_counts_only_busy_time() -> None:
     """On/off traffic returns at the level it left: samples below the idle rate do not age the hold."""
-    from autoscaler.core.controller_policy import _held
+    from autoscaler.core.slo.demand import held as _held
 
     busy = [(float(t), 20.0, 20_000.0, 4_000.0) for t in range(0, 150, 15)]
     idle = [(float(t), 0.0, 0.0, 0.0) for t in range(150, 600, 15)]
@@ -470,7 +472,9 @@ def test_compact_burst_memory_gives_the_floor_of_every_burst_in_the_window(
     """The burst memory folds misses within ``gap_s`` of a role's last burst into it and keeps per role
     only the bursts with fewer than ``min_events`` later ones at least as large, and still answers what
     every burst of the window would: the ``min_events``-th largest."""
-    from autoscaler.core.controller_policy import _burst_floor, _compact_bursts, _merge_burst
+    from autoscaler.core.slo.bursts import burst_floor as _burst_floor
+    from autoscaler.core.slo.bursts import compact_bursts as _compact_bursts
+    from autoscaler.core.slo.bursts import merge_burst as _merge_burst
 
     compact: tuple = ()  # type: ignore[type-arg]
     misses: list[tuple[float, Role, float]] = []

@@ -20,7 +20,7 @@ from autoscaler.adapters.kube import KubeTransport, new_api_client
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
 from autoscaler.catalog import load_profile
 from autoscaler.controller.manager import Controller
-from autoscaler.core.controller_policy import SLOPolicy
+from autoscaler.core.slo import SLOPolicy
 from autoscaler.core.types import Decision, Observation, Role
 from autoscaler.ports import PoolQuery
 from autoscaler.settings import ControllerSettings

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autoscaler.controller.command import ProfilePolicy
-from autoscaler.core.controller_policy import SLOPolicy
+from autoscaler.core.slo import SLOPolicy
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
 from tests.fixtures.controller import NS, FakeMetrics, condition, eventually, fleet, ias, replicas
 from tests.strategies import TableProfile, make_spec, role_obs

@@ -33,7 +33,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -106,7 +106,7 @@ class ResolutionError(PermanentError):
 
 @dataclass
 class Backoff:
-    """Exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**attempt))`` seconds."""
+    """Exponential backoff with equal jitter: ``uniform(c/2, c)`` seconds, ``c = min(cap, base * 2**attempt)``."""
 
     base: float = 0.2
     cap: float = 30.0
@@ -1241,14 +1241,3 @@ class LeaseLock:
         )
         return _lease_record(reply)
 
-
-async def with_retries(fn: Callable[[], Awaitable[Any]], attempts: int = 5) -> Any:
-    """Call ``fn`` again after a ConflictError (re-reading is ``fn``'s job), with jittered pauses."""
-    for attempt in range(attempts):
-        try:
-            return await fn()
-        except ConflictError:
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(0.02 * (2**attempt) * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")

@@ -16,7 +16,7 @@ import copy
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from autoscaler.api.durations import Duration, Money, parse_duration
@@ -84,6 +84,11 @@ class _Model(BaseModel):
         validate_assignment=True,
         use_enum_values=False,
     )
+
+
+def _amount(money: str | None) -> float:
+    """A decimal money string as a number (0 when empty)."""
+    return float(money) if money else 0.0
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
@@ -219,17 +224,19 @@ class LatencyObjective(_Model):
         description="Percentile of the latency distribution, strictly between 0 and 100. Default 95.",
     )
     target: Duration = Field(description="Latency target, e.g. 1s or 80ms. Must be greater than zero.")
+    _target_s: float = PrivateAttr(0.0)
 
     @model_validator(mode="after")
     def _positive(self) -> LatencyObjective:
-        if parse_duration(self.target) <= 0:
+        self._target_s = parse_duration(self.target)
+        if self._target_s <= 0:
             raise ValueError("target must be greater than zero")
         return self
 
     @property
     def target_s(self) -> float:
-        """The target in seconds."""
-        return parse_duration(self.target)
+        """The target in seconds (parsed once, on validation)."""
+        return self._target_s
 
     @property
     def quantile(self) -> float:
@@ -272,6 +279,17 @@ class PrometheusSource(_Model):
         description="Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090 (Mimir: include /prometheus).",
     )
     timeout: Duration = Field(default="5s", description="Timeout of one query. Default 5s.")
+    _timeout_s: float = PrivateAttr(0.0)
+
+    @model_validator(mode="after")
+    def _parse(self) -> PrometheusSource:
+        self._timeout_s = parse_duration(self.timeout)
+        return self
+
+    @property
+    def timeout_s(self) -> float:
+        """Timeout of one query, seconds."""
+        return self._timeout_s
 
 
 class MetricsSpec(_Model):
@@ -293,6 +311,24 @@ class MetricsSpec(_Model):
         default_factory=dict, max_length=32,
         description="Metric names to use instead of the engine's defaults, keyed by signal (ttft, itl, queue, ...). Default none.",
     )
+    _window_s: float = PrivateAttr(0.0)
+    _staleness_s: float = PrivateAttr(0.0)
+
+    @model_validator(mode="after")
+    def _parse(self) -> MetricsSpec:
+        self._window_s = parse_duration(self.window)
+        self._staleness_s = parse_duration(self.staleness)
+        return self
+
+    @property
+    def window_s(self) -> float:
+        """The rate window, seconds."""
+        return self._window_s
+
+    @property
+    def staleness_s(self) -> float:
+        """The staleness limit, seconds."""
+        return self._staleness_s
 
 
 # -------------------------------------------------------------------------------------------------- cost
@@ -309,6 +345,17 @@ class AcceleratorOption(_Model):
     profile: str | None = Field(
         default=None, max_length=128, description="Performance profile name for this type, e.g. llama2-70b/a100/tp4."
     )
+    _gpu_hour_price: float = PrivateAttr(0.0)
+
+    @model_validator(mode="after")
+    def _parse(self) -> AcceleratorOption:
+        self._gpu_hour_price = _amount(self.price_per_gpu_hour)
+        return self
+
+    @property
+    def gpu_hour_price(self) -> float:
+        """Price of one GPU-hour as a number (0 when empty)."""
+        return self._gpu_hour_price
 
 
 class CostSpec(_Model):
@@ -326,6 +373,24 @@ class CostSpec(_Model):
         default_factory=list, max_length=8,
         description="Accelerator types the optimiser may mix, with prices and availability caps. Default: only spec.cost.accelerator.",
     )
+    _gpu_hour_price: float = PrivateAttr(0.0)
+    _hourly_budget: float | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _parse(self) -> CostSpec:
+        self._gpu_hour_price = _amount(self.price_per_gpu_hour)
+        self._hourly_budget = float(self.budget_per_hour) if self.budget_per_hour else None
+        return self
+
+    @property
+    def gpu_hour_price(self) -> float:
+        """Price of one GPU-hour of ``accelerator`` as a number (0 when empty)."""
+        return self._gpu_hour_price
+
+    @property
+    def hourly_budget(self) -> float | None:
+        """The hourly spend cap as a number (None: no cap)."""
+        return self._hourly_budget
 
 
 # ------------------------------------------------------------------------------------------ performance
@@ -341,6 +406,17 @@ class PerformanceSpec(_Model):
     cold_start: Duration | None = Field(
         default=None, description="Time from requesting a replica to it serving. Default: the profile's measured value."
     )
+    _cold_start_s: float | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _parse(self) -> PerformanceSpec:
+        self._cold_start_s = parse_duration(self.cold_start) if self.cold_start else None
+        return self
+
+    @property
+    def cold_start_s(self) -> float | None:
+        """The cold start, seconds (None: the profile's)."""
+        return self._cold_start_s
 
 
 # ----------------------------------------------------------------------------------------------- forecast
@@ -371,6 +447,24 @@ class ForecastSpec(_Model):
         default=0.9, gt=0.5, lt=1.0,
         description="Upper quantile of the forecast error band to provision for, in (0.5, 1). Default 0.9.",
     )
+    _horizon_s: float | None = PrivateAttr(None)
+    _season_s: float = PrivateAttr(0.0)
+
+    @model_validator(mode="after")
+    def _parse(self) -> ForecastSpec:
+        self._horizon_s = parse_duration(self.horizon) if self.horizon else None
+        self._season_s = parse_duration(self.season)
+        return self
+
+    @property
+    def horizon_s(self) -> float | None:
+        """The provisioning horizon, seconds (None: cold start + control interval)."""
+        return self._horizon_s
+
+    @property
+    def season_s(self) -> float:
+        """The seasonal period, seconds."""
+        return self._season_s
 
 
 # ----------------------------------------------------------------------------------------------- behavior
@@ -382,6 +476,17 @@ class ScalingPolicy(_Model):
     type: Literal["Pods", "Percent"] = Field(description="Pods (absolute) or Percent (of current replicas).")
     value: int = Field(gt=0, le=10000, description="Amount of change allowed per period.")
     period: Duration = Field(default="15s", description="Length of the period the limit applies to, up to 30m. Default 15s.")
+    _period_s: float = PrivateAttr(0.0)
+
+    @model_validator(mode="after")
+    def _parse(self) -> ScalingPolicy:
+        self._period_s = parse_duration(self.period)
+        return self
+
+    @property
+    def period_s(self) -> float:
+        """Length of the period, seconds."""
+        return self._period_s
 
 
 def _default_up_policies() -> list[ScalingPolicy]:
@@ -412,6 +517,18 @@ class ScalingRules(_Model):
     tolerance: float = Field(
         default=0.1, ge=0.0, lt=1.0, description="Relative change ignored as noise, fraction. Default 0.1 (10 %)."
     )
+    _window_s: float | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _parse(self) -> ScalingRules:
+        w = self.stabilization_window
+        self._window_s = parse_duration(w) if w else None
+        return self
+
+    @property
+    def stabilization_window_s(self) -> float | None:
+        """The stabilisation window, seconds (None: the direction's default)."""
+        return self._window_s
 
 
 class Behavior(_Model):
@@ -422,11 +539,13 @@ class Behavior(_Model):
 
     def up_window_s(self) -> float:
         """Scale-up stabilisation window in seconds (default 0)."""
-        return parse_duration(self.scale_up.stabilization_window or "0s")
+        w = self.scale_up.stabilization_window_s
+        return w if w is not None else 0.0
 
     def down_window_s(self) -> float:
         """Scale-down stabilisation window in seconds (default 300)."""
-        return parse_duration(self.scale_down.stabilization_window or "5m")
+        w = self.scale_down.stabilization_window_s
+        return w if w is not None else 300.0
 
     def up_policies(self) -> list[ScalingPolicy]:
         """Scale-up policies, with the HPA's defaults when unset."""
@@ -517,16 +636,26 @@ class InferenceAutoscalerSpec(_Model):
     manual_pause: Duration = Field(default="10m", description="How long to leave a role alone after a manual change. Default 10m.")
     fallback: FallbackSpec = Field(default_factory=FallbackSpec, description="What to do when metrics stay unavailable.")
 
+    _control_interval_s: float = PrivateAttr(0.0)
+    _manual_pause_s: float = PrivateAttr(0.0)
+
     @model_validator(mode="after")
     def _interval(self) -> InferenceAutoscalerSpec:
-        if parse_duration(self.control_interval) < 1.0:
+        self._control_interval_s = parse_duration(self.control_interval)
+        self._manual_pause_s = parse_duration(self.manual_pause)
+        if self._control_interval_s < 1.0:
             raise ValueError("controlInterval must be at least 1s")
         return self
 
     @property
     def control_interval_s(self) -> float:
-        """Control interval in seconds."""
-        return parse_duration(self.control_interval)
+        """Control interval in seconds (parsed once, on validation)."""
+        return self._control_interval_s
+
+    @property
+    def manual_pause_s(self) -> float:
+        """How long a manually changed role is left alone, seconds."""
+        return self._manual_pause_s
 
 
 # ------------------------------------------------------------------------------------------------- status

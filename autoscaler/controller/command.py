@@ -28,7 +28,7 @@ from autoscaler.api.durations import format_duration, parse_duration
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
 from autoscaler.catalog import load_profile
 from autoscaler.controller.manager import Controller
-from autoscaler.core.controller_policy import SLOPolicy
+from autoscaler.core.slo import SLOPolicy
 from autoscaler.core.types import Decision, Observation, Policy
 from autoscaler.errors import InputError, PermanentError, TemporaryError
 from autoscaler.log import configure_logging
@@ -137,7 +137,7 @@ def prometheus_sources() -> Callable[[InferenceAutoscalerSpec], tuple[str, Metri
 
     def source_for(spec: InferenceAutoscalerSpec) -> tuple[str, MetricsSource]:
         url = spec.metrics.prometheus.url
-        timeout = parse_duration(spec.metrics.prometheus.timeout)
+        timeout = spec.metrics.prometheus.timeout_s
         key = f"{url}|{timeout}"
         if key not in cache:
             cache[key] = PrometheusMetricsSource(PrometheusSettings(url=url, timeout_s=min(timeout, 120.0)))

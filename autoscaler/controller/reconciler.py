@@ -25,7 +25,6 @@ from autoscaler.adapters.kube import (
     StatusWriter,
     rfc3339,
 )
-from autoscaler.api.durations import parse_duration
 from autoscaler.api.v1alpha1 import (
     Actuation,
     InferenceAutoscalerSpec,
@@ -392,10 +391,10 @@ class Reconciler:
             engine=spec.metrics.engine.value,
             pods_by_role={r: [p for p, _ in pods[r]] for r in targets},
             percentiles={"ttft": spec.slo.ttft.quantile, "itl": spec.slo.itl.quantile},
-            window_s=parse_duration(spec.metrics.window),
+            window_s=spec.metrics.window_s,
             label_overrides=dict(spec.metrics.label_overrides),
             metric_overrides=dict(spec.metrics.metric_overrides),
-            staleness_s=parse_duration(spec.metrics.staleness),
+            staleness_s=spec.metrics.staleness_s,
             unready=frozenset(p for r in targets for p, ready in pods[r] if not ready),
         )
         metrics_obs = await self.metrics.observe(spec, query, now)
@@ -486,7 +485,7 @@ class Reconciler:
                 before, after = mem.applied[role], scale.replicas
                 policy = spec.manual_change_policy
                 if policy is ManualChangePolicy.PAUSE:
-                    mem.paused_until[role] = now + parse_duration(spec.manual_pause)
+                    mem.paused_until[role] = now + spec.manual_pause_s
                     what = f"leaving {role.value} alone for {spec.manual_pause}"
                 else:
                     what = f"restoring {desired[role]}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from autoscaler.api.durations import parse_duration
 from autoscaler.api.v1alpha1 import Behavior, ScalingPolicy, ScalingRules
 from autoscaler.core.types import Reason, ReasonCode, Role
 
@@ -54,7 +53,7 @@ class DirectionRules:
 
 
 def _rules(rules: ScalingRules, window_s: float, policies: list[ScalingPolicy]) -> DirectionRules:
-    pols = tuple((p.type, p.value, parse_duration(p.period)) for p in policies)
+    pols = tuple((p.type, p.value, p.period_s) for p in policies)
     return DirectionRules(window_s, pols, rules.select_policy, rules.tolerance)
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
 from autoscaler.core.baselines import DynamoPlannerPolicy, HPAPolicy, KEDAPolicy, KPAPolicy, LLMDPolicy
-from autoscaler.core.controller_policy import SLOPolicy, Tuning
 from autoscaler.core.profile import PerformanceProfile
+from autoscaler.core.slo import SLOPolicy, Tuning
 from autoscaler.core.types import Decision, Observation, Policy
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, SimConfig

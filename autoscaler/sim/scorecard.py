@@ -30,8 +30,8 @@ from autoscaler.core.baselines import (
     LLMDPolicy,
     StaticPolicy,
 )
-from autoscaler.core.controller_policy import SLOPolicy, Tuning
 from autoscaler.core.profile import PerformanceProfile
+from autoscaler.core.slo import SLOPolicy, Tuning
 from autoscaler.core.types import Role
 from autoscaler.errors import InputError
 
