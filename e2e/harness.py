@@ -21,8 +21,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -36,18 +34,13 @@ from typing import Any
 import aiohttp
 import yaml
 
+from localcluster.procs import Proc, free_port, http_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = "/usr/bin/prometheus"
 NAMESPACE = "serving"
 IAS_API = "autoscaler.inference.dev/v1alpha1"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fmt_duration(seconds: float) -> str:
@@ -166,66 +159,6 @@ class Scenario:
 
 
 # --------------------------------------------------------------------------------------------- processes
-
-
-class Proc:
-    """A child process in its own process group, its output in a log file; stopped by :meth:`stop`."""
-
-    def __init__(self, name: str, argv: list[str], logdir: Path, env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_for_line(self, prefix: str, timeout_s: float) -> str:
-        """The first log line starting with ``prefix``; fails when the process exits or time runs out."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for line in self.log_text().splitlines():
-                if line.startswith(prefix):
-                    return line
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_text()[-3000:]}")
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"{self.name}: no {prefix!r} within {timeout_s}s:\n{self.log_text()[-3000:]}")
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, grace_s: float = 10.0) -> int | None:
-        """SIGTERM to the group, SIGKILL after ``grace_s``; returns the exit code."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(5)
-        self._log.close()
-        return self.popen.returncode
-
-
-async def http_ready(url: str, timeout_s: float, proc: Proc | None = None) -> None:
-    """Poll ``url`` until it answers 200."""
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(aiohttp.ClientError, OSError, asyncio.TimeoutError):
-                async with http.get(url) as r:
-                    if r.status == 200:
-                        return
-            if proc is not None and not proc.alive():
-                raise RuntimeError(f"{proc.name} exited:\n{proc.log_text()[-3000:]}")
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} not ready within {timeout_s}s")
 
 
 # --------------------------------------------------------------------------------------------- the HPA

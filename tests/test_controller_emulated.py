@@ -22,16 +22,9 @@ from tests.fixtures.controller import (
     replicas,
 )
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("no_leaked_tasks")]
 
 
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks():
-    before = set(asyncio.all_tasks())
-    yield
-    await asyncio.sleep(0)
-    leaked = [t for t in asyncio.all_tasks() - before - {asyncio.current_task()} if not t.done()]
-    assert not leaked, f"leaked tasks: {[t.get_name() for t in leaked]}"
 
 
 
