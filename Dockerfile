@@ -12,6 +12,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY autoscaler ./autoscaler
+COPY requirements/runtime.txt ./requirements/runtime.txt
 COPY scripts/install.sh ./scripts/install.sh
 RUN sh scripts/install.sh /src /opt/inference-autoscaler
 

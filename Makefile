@@ -5,16 +5,25 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv prometheus cluster demo test lint audit crd docs e2e clean
+.PHONY: venv lock prometheus cluster demo test lint audit crd docs e2e clean
 
-# Re-install only when the project's dependencies change.
-$(STAMP): pyproject.toml
+# Re-install only when the project's dependencies change. Every package comes from the hash-pinned lock
+# (requirements/dev.txt); the project itself is installed editable on top, without resolving anything.
+$(STAMP): pyproject.toml requirements/dev.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# Re-resolve the lock files after a dependency change in pyproject.toml (needs PyPI). requirements/runtime.txt
+# is what the image installs (scripts/install.sh); requirements/dev.txt is what `make venv` installs.
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
+lock: venv
+	$(LOCK) -o requirements/runtime.txt
+	$(LOCK) --extra dev -o requirements/dev.txt
 
 # Later tests run a real Prometheus; install Debian's when it is missing (needs root, as in CI).
 prometheus:
@@ -50,6 +59,7 @@ lint: venv
 	$(VENV)/bin/mypy --strict autoscaler
 	$(VENV)/bin/lint-imports
 	$(PY) scripts/check_sizes.py
+	$(PY) scripts/check_lock.py
 	$(PY) -m autoscaler crd | diff -u crds/autoscaler.inference.dev_inferenceautoscalers.yaml - \
 	  || { echo "crds/ is stale: run make crd"; exit 1; }
 	@$(MAKE) --no-print-directory audit

@@ -6,7 +6,8 @@
 # usage: scripts/install.sh SOURCE_DIR VENV_DIR
 # environment:
 #   PYTHON        interpreter that builds the wheel and creates the venv (default: python3)
-#   DEPS_FROM     unset (default): resolve the wheel's dependencies from the package index.
+#   DEPS_FROM     unset (default): install the wheel's dependencies from the hash-pinned lock
+#                 SOURCE_DIR/requirements/runtime.txt (exact versions, every file checked by hash).
 #                 A site-packages directory: install the wheel alone and let the venv import its
 #                 dependencies from there (offline tests; never used for the image).
 #   BUILD_ISOLATION 1 (default): build in an isolated environment (fetches the build backend).
@@ -33,6 +34,7 @@ wheels=$work/wheels
 # build/ and *.egg-info next to the sources, and a stale build/lib can carry deleted modules into the wheel.
 mkdir -p "$work/src"
 cp "$src/pyproject.toml" "$src/README.md" "$work/src/"
+lock=$src/requirements/runtime.txt
 cp -R "$src/autoscaler" "$work/src/autoscaler"
 find "$work/src" -name __pycache__ -type d -prune -exec rm -rf {} +
 
@@ -42,11 +44,15 @@ isolation=""
 "$python" -m pip wheel --quiet --no-deps $isolation --wheel-dir "$wheels" "$work/src"
 
 "$python" -m venv "$venv"
-deps=""
-[ -n "${DEPS_FROM:-}" ] && deps="--no-deps"
-# Bytecode is compiled at install time (pip's default), so nothing needs writing at run time.
-# shellcheck disable=SC2086
-"$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check $deps "$wheels"/*.whl
+pip_install() {
+    # Bytecode is compiled at install time (pip's default), so nothing needs writing at run time.
+    "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "$@"
+}
+if [ -z "${DEPS_FROM:-}" ]; then
+    # Exactly the locked versions, each file checked against its hash; nothing is resolved at build time.
+    pip_install --require-hashes --only-binary :all: -r "$lock"
+fi
+pip_install --no-deps "$wheels"/*.whl
 if [ -n "${DEPS_FROM:-}" ]; then
     site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     # Appended after the venv's own site-packages, so the freshly installed wheel still wins.
