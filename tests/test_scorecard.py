@@ -3,6 +3,7 @@ registry's core entries, and determinism of the controller run through the twin.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from autoscaler.sim import scorecard as sc
 from autoscaler.sim.config import Mode, RoleShape, SimConfig
 from autoscaler.sim.core_policies import CorePolicy
 from autoscaler.sim.engine import simulate
+from autoscaler.sim.grid import run_grid
 from autoscaler.sim.policies import policy_from_string
+from autoscaler.sim.progress import Progress
 from autoscaler.sim.traces import bundled_trace_path, load_trace
 
 
@@ -110,7 +113,7 @@ def test_tiny_grid_report_structure(tmp_path: Path) -> None:
         sc.GridItem(scenario, "static", 1.0, "llama2-70b/h100/tp4"),
         sc.GridItem(scenario, "oracle", 0.97, "llama2-70b/h100/tp4"),
     ]
-    points = sc.run_grid(items, jobs=1)
+    points = run_grid(items, jobs=1)
     assert [p.policy for p in points] == ["slo", "static", "oracle"]
     for p in points:
         # scored: from one lead time (170 s) on; GPU-hours and duration cover that window only
@@ -123,9 +126,15 @@ def test_tiny_grid_report_structure(tmp_path: Path) -> None:
     assert {"gpu_hours_99", "gpu_hours_95", "ratio_99", "ratio_95", "attainment_at_oracle_99",
             "actions_per_hour", "best_attainment", "points"} <= set(row)
     assert files["svg"].read_text().startswith("<svg")
+    # two worker processes: the same points, in grid order, each reported as it finishes
+    out = io.StringIO()
+    parallel = run_grid(items, jobs=2, progress=Progress(len(items), stream=out))
+    assert [(p.policy, p.gpu_hours) for p in parallel] == [(p.policy, p.gpu_hours) for p in points]
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("[3/3] tiny ") and lines[-1].endswith("done")
     # sharded runs merge back to the same points
-    a = sc.run_grid(items, jobs=1, shard=(0, 2))
-    b = sc.run_grid(items, jobs=1, shard=(1, 2))
+    a = run_grid(items, jobs=1, shard=(0, 2))
+    b = run_grid(items, jobs=1, shard=(1, 2))
     assert sorted((p.policy, p.gpu_hours) for p in a + b) == sorted((p.policy, p.gpu_hours) for p in points)
     # and through files: the merged report keeps every point and each shard's meta
     shard_files = [

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from autoscaler.errors import InputError
+from autoscaler.sim.progress import Progress
 
 __all__ = ["register"]
 
@@ -76,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     from autoscaler.sim import scorecard as sc
+    from autoscaler.sim.grid import run_grid
 
     try:
         if args.merge:
@@ -119,8 +121,11 @@ def _run(args: argparse.Namespace) -> int:
             items = sc.grid(
                 scenarios, policies, args.profile, quick=args.quick, seed=args.seed, seeds=args.seeds
             )
-            points = sc.run_grid(items, jobs=args.jobs, shard=args.shard)
             i, n = args.shard
+            mine = len(range(i, len(items), n))
+            print(f"bench: {mine} simulations (scenarios: {len(scenarios)}, policies: {len(policies)}, with their "
+                  f"knobs and seeds) on {args.jobs} worker process(es)", file=sys.stderr, flush=True)
+            points = run_grid(items, jobs=args.jobs, shard=args.shard, progress=Progress(mine))
             stem = "scorecard" if n == 1 else f"scorecard-{i}-of-{n}"
             files = sc.write_report(
                 points,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +45,6 @@ __all__ = [
     "merge_meta",
     "merge_points",
     "per_seed_level_cost",
-    "run_grid",
     "summarise",
     "write_report",
 ]
@@ -445,17 +443,6 @@ def start_fleet(
     if key not in _START_CACHE:
         _START_CACHE[key] = OracleStart.calibrated(trace, profile, spec)
     return _START_CACHE[key]
-
-
-def run_grid(items: Sequence[GridItem], jobs: int = 2, shard: tuple[int, int] = (0, 1)) -> list[Point]:
-    """Run this shard's items in ``jobs`` worker processes (1 = in this process)."""
-    i, n = shard
-    mine = [it for k, it in enumerate(items) if k % n == i]
-    if jobs <= 1 or len(mine) <= 1:
-        return [run_item(it) for it in mine]
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(processes=jobs) as pool:
-        return pool.map(run_item, mine, chunksize=1)
 
 
 # ------------------------------------------------------------------------------------------------ analysis
