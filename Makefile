@@ -79,6 +79,7 @@ audit: venv
 
 crd: venv
 	$(PY) -m autoscaler crd > crds/autoscaler.inference.dev_inferenceautoscalers.yaml
+	cp crds/autoscaler.inference.dev_inferenceautoscalers.yaml manifests/base/crd.yaml
 
 docs: venv
 	$(PY) -m autoscaler.api.docgen > docs/api.md

@@ -205,6 +205,9 @@ class KubeletStandIn:
         task = asyncio.create_task(self._logged(coro))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
+        # A task cancelled before its first step never awaits ``coro``: close it then, so it is not reported
+        # as "never awaited".
+        task.add_done_callback(lambda t: coro.close() if t.cancelled() else None)
 
     @staticmethod
     async def _logged(coro: Any) -> None:

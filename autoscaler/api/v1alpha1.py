@@ -686,6 +686,17 @@ class RoleStatus(_Model):
     ready: int = Field(default=0, ge=0, description="Ready replicas.")
     starting: int = Field(default=0, ge=0, description="Replicas requested but not ready yet (they count as supply).")
     target: str = Field(default="", max_length=512, description="Resolved target as Kind/name.")
+    accelerator: str | None = Field(
+        default=None, max_length=63,
+        description="Accelerator type the cost optimiser gives most of this role's replicas, when "
+        "spec.cost.allowedAccelerators offers more than one.",
+    )
+    accelerator_plan: dict[str, int] | None = Field(
+        default=None, max_length=8,
+        description="The cost optimiser's replicas per accelerator type for this role (before stabilisation and "
+        "rate limits, which act on the role's total). The controller scales the role's one target; run each type "
+        "as its own pool to act on the mix.",
+    )
 
 
 class ObservedMetrics(_Model):

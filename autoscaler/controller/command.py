@@ -28,6 +28,7 @@ from autoscaler.api.durations import format_duration, parse_duration
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
 from autoscaler.catalog import load_profile
 from autoscaler.controller.manager import Controller
+from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.slo import SLOPolicy
 from autoscaler.core.types import Decision, Observation, Policy
 from autoscaler.errors import InputError, PermanentError, TemporaryError
@@ -147,22 +148,31 @@ def prometheus_sources() -> Callable[[InferenceAutoscalerSpec], tuple[str, Metri
 
 
 class ProfilePolicy:
-    """The control core's ``SLOPolicy``, one instance per performance profile named in the specs.
+    """The control core's ``SLOPolicy``, one instance per set of performance profiles named in the specs.
 
     ``SLOPolicy`` is built around one measured profile; InferenceAutoscalers name theirs in
-    ``spec.performance.profile``, so this wrapper loads each profile once (from the bundled catalog) and
-    delegates. Still a pure policy: the state is the wrapped policy's state.
+    ``spec.performance.profile``, and each of ``spec.cost.allowedAccelerators`` may name its own ``profile``. This
+    wrapper loads every named profile once (from the bundled catalog) and delegates to one ``SLOPolicy`` per
+    combination. Still a pure policy: the state is the wrapped policy's state.
     """
 
     name = "slo"
 
     def __init__(self) -> None:
-        self._policies: dict[str, SLOPolicy] = {}
+        self._policies: dict[tuple[str, ...], SLOPolicy] = {}
+        self._profiles: dict[str, PerformanceProfile] = {}
+
+    def _profile(self, name: str) -> PerformanceProfile:
+        if name not in self._profiles:
+            self._profiles[name] = load_profile(name)
+        return self._profiles[name]
 
     def _policy(self, spec: InferenceAutoscalerSpec) -> SLOPolicy:
-        key = spec.performance.profile
+        extra = tuple(sorted({opt.profile for opt in spec.cost.allowed_accelerators if opt.profile}))
+        key = (spec.performance.profile, *extra)
         if key not in self._policies:
-            self._policies[key] = SLOPolicy(load_profile(key))
+            # Keyed by profile name: sizing.accelerator_options looks an option's profile up by that name.
+            self._policies[key] = SLOPolicy(self._profile(key[0]), {name: self._profile(name) for name in extra})
         return self._policies[key]
 
     def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> Any:

@@ -437,6 +437,10 @@ class Reconciler:
                 "starting": max(0, current - ready),
                 "target": f"{target.kind}/{target.name}",
             }
+            mix = decision.accelerators.get(role)
+            if mix:
+                out.roles[role.value]["accelerator"] = next(iter(mix))
+                out.roles[role.value]["acceleratorPlan"] = dict(mix)
         self._decision_conditions(spec, observation, decision, limited, out)
         if failed:
             out.conditions["Ready"] = ("False", "ScaleFailed", "; ".join(failed))

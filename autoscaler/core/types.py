@@ -204,7 +204,8 @@ class Decision:
         predicted_itl: ITL at the SLO percentile the capacity model expects at ``desired``, seconds.
         forecast: demand forecast the plan was sized for, if any.
         cost_per_hour: cost of ``desired`` in the spec's currency per hour.
-        accelerators: accelerator type per role where the optimiser chose among several.
+        accelerators: where the optimiser chose among several accelerator types, per role the replicas per type
+            in its plan (before stabilisation and rate limits, which act on the role's total), largest first.
     """
 
     desired: Mapping[Role, int]
@@ -213,7 +214,7 @@ class Decision:
     predicted_itl: float | None = None
     forecast: ForecastSnapshot | None = None
     cost_per_hour: float | None = None
-    accelerators: Mapping[Role, str] = field(default_factory=dict)
+    accelerators: Mapping[Role, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def primary_reason(self) -> Reason | None:

@@ -122,18 +122,23 @@ def slo_reasons(ctx: StepContext, predicted: tuple[float | None, float | None], 
     return out
 
 
-def cost_and_accelerators(ctx: StepContext, sizing: Sizing, desired: Mapping[Role, int]) -> tuple[float, dict[Role, str]]:
+def cost_and_accelerators(
+    ctx: StepContext, sizing: Sizing, desired: Mapping[Role, int]
+) -> tuple[float, dict[Role, dict[str, int]]]:
     """The cost of ``desired`` per hour, each role priced at the accelerator the plan gives most replicas, and
-    that accelerator per role."""
-    accel: dict[Role, str] = {}
+    per role the plan's replicas per accelerator type (non-zero ones, largest first)."""
+    mix: dict[Role, dict[str, int]] = {}
     cost = 0.0
     names = [r for r, _ in ctx.roles]
     for (role, _rs), counts in zip(ctx.roles, sizing.plan.counts, strict=True):
+        options = sizing.needs[names.index(role)].options
         pick = counts.index(max(counts)) if any(counts) else 0
-        opt = sizing.needs[names.index(role)].options[pick]
-        accel[role] = opt.accelerator
-        cost += desired[role] * opt.price_per_hour
-    return cost, accel
+        cost += desired[role] * options[pick].price_per_hour
+        ranked = sorted(range(len(counts)), key=lambda k: (-counts[k], k))
+        mix[role] = {options[k].accelerator: counts[k] for k in ranked if counts[k] > 0}
+        if not mix[role]:
+            mix[role] = {options[pick].accelerator: 0}
+    return cost, mix
 
 
 def predict(
