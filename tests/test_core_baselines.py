@@ -91,11 +91,13 @@ def test_keda_empty_result_is_zero_and_polls_every_30s() -> None:
                               for r in (Role.PREFILL, Role.DECODE)})
     st = keda.initial_state(SPEC, 0.0)
     d, st = keda.decide(SPEC, empty, st, 0.0)
-    assert d.desired[Role.PREFILL] == 1  # empty → 0 → ceil(0/5) = 0 → minReplicas (new HPA: no history)
+    # empty → 0 → ceil(0/5) = 0, but the first sync records the 6 it found (recordInitialRecommendation) and
+    # the 300 s scale-down window holds the maximum of it
+    assert d.desired[Role.PREFILL] == 6
     busy = Observation(15.0, {r: RoleObservation(replicas=6, ready=6, queue_depth=100.0)
                               for r in (Role.PREFILL, Role.DECODE)})
     d, st = keda.decide(SPEC, busy, st, 15.0)
-    assert d.desired[Role.PREFILL] == 1  # cached poll (0) still used 15 s later
+    assert d.desired[Role.PREFILL] == 6  # cached poll (0) still used 15 s later
     d, st = keda.decide(SPEC, busy, st, 30.0)
     assert d.desired[Role.PREFILL] == 12  # ceil(100/5) = 20, limited by the default up policy (100 % of 6)
 
@@ -144,3 +146,20 @@ def test_static() -> None:
     s = StaticPolicy({Role.PREFILL: 3, Role.DECODE: 100})
     d, _ = s.decide(SPEC, obs(0.0, replicas=1), None, 0.0)
     assert d.desired == {Role.PREFILL: 3, Role.DECODE: 40}
+
+
+@pytest.mark.parametrize(("t", "want"), [(0.0, 6), (15.0, 6), (285.0, 6), (300.0, 1), (315.0, 1)])
+def test_a_new_hpa_keeps_the_fleet_it_found_for_the_scale_down_window(t: float, want: int) -> None:
+    """Upstream's recordInitialRecommendation: an idle fleet of 6 found by a new HPA (default behaviour: 300 s
+    down window, 100 %/15 s) is held until the first sync's recommendation leaves the window, then cut."""
+    hpa = HPAPolicy("queue", 5.0)
+    st = hpa.initial_state(SPEC, 0.0)
+    replicas = 6
+    d = None
+    for k in range(int(t // 15) + 1):
+        now = 15.0 * k
+        idle = Observation(now, {r: RoleObservation(replicas=replicas, ready=replicas, reporting=replicas,
+                                                    queue_depth=0.0) for r in (Role.PREFILL, Role.DECODE)})
+        d, st = hpa.decide(SPEC, idle, st, now)
+        replicas = d.desired[Role.PREFILL]
+    assert d is not None and d.desired[Role.PREFILL] == want

@@ -12,6 +12,9 @@ Source: kubernetes/kubernetes ``pkg/controller/podautoscaler/replica_calculator.
 * Then stabilisation windows (up 0 s, down 300 s) and rate policies (up: max(100 %, 4 pods)/15 s; down:
   100 %/15 s), clamp to [min, max] — the HPA's defaults.
 * When the metric cannot be read the HPA does not scale (and stores no recommendation).
+* On its first sync the HPA records the current replica count as a recommendation
+  (``recordInitialRecommendation``), so the scale-down window starts from the fleet it found: a new HPA does not
+  cut a running fleet before the window has passed.
 
 Knob: the per-pod target. Metrics: ``queue`` (``vllm:num_requests_waiting``) or ``kv``
 (``vllm:kv_cache_usage_perc``).
@@ -135,15 +138,19 @@ def hpa_step(
     now: float,
     recommend: Callable[[Role, RoleObservation], int | None],
     behavior: Behavior | None = None,
+    sync_period_s: float = SYNC_PERIOD_S,
 ) -> tuple[Decision, HPAState]:
-    """One HPA sync: ``recommend`` gives the metric-based replicas per role (None = metric unavailable)."""
+    """One HPA sync every ``sync_period_s`` seconds: ``recommend`` gives the metric-based replicas per role
+    (None = metric unavailable)."""
     roles = hpa_roles(spec)
     current = {role: obs.roles[role].replicas if role in obs.roles else rs.min_replicas for role, rs in roles}
-    if state.last_sync is not None and now - state.last_sync < SYNC_PERIOD_S - 1e-9:
+    if state.last_sync is not None and now - state.last_sync < sync_period_s - 1e-9:
         return Decision(desired=current, reasons=(Reason(ReasonCode.STEADY, "between HPA syncs"),)), state
     up, down = behavior_rules(behavior or Behavior())
     desired: dict[Role, int] = {}
-    stabs = dict(state.roles)
+    # recordInitialRecommendation: the first sync of a role remembers the fleet it found.
+    stabs = {role: state.roles.get(role, StabilizationState(recommendations=((now, current[role]),)))
+             for role, _ in roles}
     reasons: list[Reason] = []
     for role, rs in roles:
         ro = obs.roles.get(role)
@@ -153,7 +160,7 @@ def hpa_step(
             reasons.append(Reason(ReasonCode.METRICS_UNAVAILABLE, "metric unavailable: no scaling", role))
             continue
         final, stab, why = normalize(
-            stabs.get(role, StabilizationState()),
+            stabs[role],
             rec,
             current[role],
             rs.min_replicas,
@@ -183,11 +190,14 @@ class HPAPolicy:
     Each role is its own HPA on its own pods (as two HPAs on two Deployments would be).
     """
 
-    def __init__(self, metric: str = "queue", target: float = 5.0) -> None:
+    def __init__(self, metric: str = "queue", target: float = 5.0, *, behavior: Behavior | None = None,
+                 sync_period_s: float = SYNC_PERIOD_S) -> None:
         if metric not in ("queue", "kv"):
             raise ValueError(f"metric must be 'queue' or 'kv', got {metric!r}")
         self.metric = metric
         self.target = target
+        self.behavior = behavior
+        self.sync_period_s = sync_period_s
         self.name = f"hpa-{metric}"
 
     def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> HPAState:
@@ -211,5 +221,5 @@ class HPAPolicy:
     def decide(
         self, spec: InferenceAutoscalerSpec, observation: Observation, state: HPAState, now: float
     ) -> tuple[Decision, HPAState]:
-        """One HPA sync (every 15 s; calls in between keep the replicas)."""
-        return hpa_step(spec, observation, state, now, self._recommend)
+        """One HPA sync (every ``sync_period_s``, 15 s by default; calls in between keep the replicas)."""
+        return hpa_step(spec, observation, state, now, self._recommend, self.behavior, self.sync_period_s)
