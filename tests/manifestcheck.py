@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
 CRD_DATA = ROOT / "tests" / "data" / "crds"
 OUR_CRD = ROOT / "crds" / "autoscaler.inference.dev_inferenceautoscalers.yaml"
-KUBERNETES_VERSION = "1.32"  # the kubectl shipped on the development machines; schemas are offline
+KUBERNETES_VERSION = "1.36"  # the pinned control plane (hack/versions.env); schemas are offline
 
 # Every kustomization a user can `kubectl apply -k`: the top level, the base and each overlay (overlays added
 # later, such as external-metrics, are picked up automatically).

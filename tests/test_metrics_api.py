@@ -99,6 +99,7 @@ async def test_front_proxy_certificate_with_allowed_name_reads_discovery_and_val
     assert {r["name"] for r in body["resources"]} == {
         "inference_autoscaler_desired_replicas", "inference_autoscaler_ttft_slo_ratio",
         "inference_autoscaler_itl_slo_ratio", "inference_autoscaler_queue_per_replica",
+        "inference_autoscaler_queue_depth",
     }
     status, body = await get(DESIRED, cert=pki.proxy_client, headers=PROXY_HEADERS,
                              params={"labelSelector": "inferenceautoscaler=llama,role=prefill"})

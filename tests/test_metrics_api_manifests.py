@@ -13,11 +13,12 @@ import yaml
 
 from autoscaler.adapters.metrics_api import METRICS
 from autoscaler.api.selector import parse_selector
+from tests.manifestcheck import KUBERNETES_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAY = ROOT / "manifests" / "overlays" / "external-metrics"
 EXAMPLES = ROOT / "manifests" / "examples" / "hpa-mode"
-K8S_VERSION = "1.30"
+K8S_VERSION = KUBERNETES_VERSION  # the pinned control plane (hack/versions.env)
 
 
 def documents(*dirs: Path) -> list[tuple[Path, dict[str, Any]]]:

@@ -101,6 +101,13 @@ def _slo_ratio(signal: str) -> ValueFn:
     return value
 
 
+def _queue_depth(rec: DecisionRecord, role: Role) -> float | None:
+    ro = rec.observation.roles.get(role)
+    if ro is None or ro.queue_depth is None or not math.isfinite(ro.queue_depth):
+        return None
+    return ro.queue_depth
+
+
 def _queue_per_replica(rec: DecisionRecord, role: Role) -> float | None:
     ro = rec.observation.roles.get(role)
     if ro is None or ro.queue_depth is None or not math.isfinite(ro.queue_depth):
@@ -136,6 +143,12 @@ METRICS: Mapping[str, MetricDefinition] = {
             "inference_autoscaler_itl_slo_ratio",
             "Observed inter-token latency at the SLO percentile divided by the ITL target (1 = at the SLO).",
             _slo_ratio("itl"),
+        ),
+        MetricDefinition(
+            "inference_autoscaler_queue_depth",
+            "Requests waiting for the role (count). With target type AverageValue (the per-replica target) the HPA "
+            "sets ceil(queue / target): the per-pod queue-depth HPA, independent of any Ready count.",
+            _queue_depth,
         ),
         MetricDefinition(
             "inference_autoscaler_queue_per_replica",

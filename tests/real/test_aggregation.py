@@ -13,29 +13,19 @@ then scales the Deployments from the manifests' per-role HPA examples.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 import yaml
 
-from autoscaler.adapters.metrics_api import MetricsAPIServer
-from autoscaler.controller.command import run_controller
-from autoscaler.settings import ControllerSettings
-from localcluster.client import wait_until
-from localcluster.procs import free_port
+from tests.fixtures.aggregation import GROUP_PATH, HPA_USER, ROOT, MetricsAPI, poll
 from tests.fixtures.cluster import TestCluster, kubectl
 from tests.fixtures.controller import (
     NS,
-    FakeMetrics,
-    QueuePolicy,
     eventually,
     fleet,
     ias,
@@ -45,112 +35,9 @@ from tests.fixtures.controller import (
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("no_leaked_tasks")]
 
-ROOT = Path(__file__).resolve().parents[2]
-OVERLAY = ROOT / "manifests/overlays/external-metrics"
-SYSTEM_NS = "inference-autoscaler-system"
-SERVICE = "inference-autoscaler-external-metrics"
-APISERVICE = "v1beta1.external.metrics.k8s.io"
-GROUP_PATH = "/apis/external.metrics.k8s.io/v1beta1"
-HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
-
-
-def _overlay(name: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all((OVERLAY / name).read_text()) if d]
-
-
-@dataclass
-class MetricsAPI:
-    """The controller with its external metrics API, registered with the aggregator."""
-
-    cluster: TestCluster
-    metrics: FakeMetrics
-    server: MetricsAPIServer
-    kubeconfig: Path
-
-    @property
-    def direct_url(self) -> str:
-        """Our server itself, bypassing the aggregator."""
-        return f"https://127.0.0.1:{self.server.port}"
-
-
-def _register(cluster: TestCluster, port: int) -> None:
-    """The overlay's Service, APIService and RBAC, with the two local changes the docstring explains."""
-    kube = cluster.kube
-    cluster.ensure_namespace(SYSTEM_NS)
-    kube.apply({"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": SERVICE, "namespace": SYSTEM_NS},
-                "spec": {"type": "ExternalName", "externalName": "localhost"}})
-    for obj in _overlay("rbac.yaml"):
-        kube.apply(obj)
-    [apiservice] = _overlay("apiservice.yaml")
-    spec = apiservice["spec"]
-    spec.pop("insecureSkipTLSVerify")
-    spec["service"]["port"] = port
-    assert cluster.plane.ca is not None
-    spec["caBundle"] = base64.b64encode(cluster.plane.ca.path.read_bytes()).decode()
-    kube.apply(apiservice)
-
-
-def _available(cluster: TestCluster) -> dict[str, Any] | None:
-    obj = cluster.kube.get("apiregistration.k8s.io/v1", "APIService", APISERVICE)
-    cond = next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Available"), None)
-    return cond if cond and cond["status"] == "True" else None
-
-
-def _unregister(cluster: TestCluster) -> None:
-    kube = cluster.kube
-    kube.delete("apiregistration.k8s.io/v1", "APIService", APISERVICE, missing_ok=True)
-    for obj in _overlay("rbac.yaml"):
-        meta = obj["metadata"]
-        kube.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"), missing_ok=True)
-
-
-@pytest_asyncio.fixture
-async def metrics_api(kube_server: TestCluster, kubeconfig_path: Path, tmp_path: Path) -> AsyncIterator[MetricsAPI]:
-    """A running controller serving the external metrics API, Available through the aggregator."""
-    cert = kube_server.plane.issue_serving_cert(
-        "external-metrics", ("localhost", f"{SERVICE}.{SYSTEM_NS}.svc", "127.0.0.1"))
-    settings = ControllerSettings(
-        kubeconfig=str(kubeconfig_path), leader_elect=False, health_port=-1, metrics_port=-1,
-        external_metrics_host="127.0.0.1", external_metrics_port=free_port(),
-        tls_cert_file=str(cert.cert), tls_key_file=str(cert.key), metrics_batch_linger=0.01, shutdown_grace=2.0)
-    metrics = FakeMetrics()
-    stop = asyncio.Event()
-    ready: asyncio.Future[MetricsAPIServer] = asyncio.get_running_loop().create_future()
-
-    def started(_controller: Any, _exporter: Any, server: MetricsAPIServer | None) -> None:
-        assert server is not None
-        ready.set_result(server)
-
-    task = asyncio.create_task(run_controller(settings, policy=QueuePolicy(),
-                                              source_for=lambda spec: ("fake", metrics), stop=stop,
-                                              started=started))
-    try:
-        server = await asyncio.wait_for(asyncio.shield(ready), timeout=30)
-        await asyncio.to_thread(_register, kube_server, server.port)
-        await asyncio.to_thread(wait_until, lambda: _available(kube_server), what="APIService Available",
-                                timeout_s=60)
-        yield MetricsAPI(kube_server, metrics, server, kubeconfig_path)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-        await asyncio.to_thread(_unregister, kube_server)
-
 
 async def _raw(kubeconfig: Path, path: str) -> dict[str, Any]:
     return dict(json.loads(await kubectl(kubeconfig, "get", "--raw", path)))
-
-
-async def _poll(read: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], within: float = 30.0) -> Any:
-    """Call ``read`` until ``done`` holds for what it returns (returned), or fail with the last value."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        last = await read()
-        if done(last):
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {within:g} s; last: {last}")
-        await asyncio.sleep(0.2)
 
 
 def _values(doc: dict[str, Any]) -> dict[str, str]:
@@ -165,7 +52,7 @@ async def _publishing(api: MetricsAPI, name: str) -> str:
     api.metrics.set(f"{NS}/{name}", prefill=metrics_obs(35), decode=metrics_obs(52))
     path = f"{GROUP_PATH}/namespaces/{NS}/inference_autoscaler_desired_replicas?labelSelector=inferenceautoscaler%3D{name}"
     # NotFound until the first decision is on the board, then the controller's desired replicas.
-    return str(await _poll(lambda: kubectl(api.kubeconfig, "get", "--raw", path, check=False),
+    return str(await poll(lambda: kubectl(api.kubeconfig, "get", "--raw", path, check=False),
                            lambda text: text.startswith("{") and _values(json.loads(text)) == {"prefill": "4",
                                                                                              "decode": "6"}))
 
