@@ -26,7 +26,7 @@ import asyncio
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from autoscaler.adapters.apiserver_auth import (
     UserInfo,
     identify_client_certificate,
 )
+from autoscaler.adapters.metric_catalog import METRICS, MetricDefinition, series_labels
 from autoscaler.adapters.tls import ServingTLS
 from autoscaler.api.external_metrics import (
     GROUP,
@@ -79,92 +80,7 @@ _NS_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PROBES = frozenset({"/healthz", "/readyz", "/livez"})
 
 
-# --- what is served ---------------------------------------------------------------------------------------
-
-ValueFn = Callable[[DecisionRecord, Role], float | None]
-
-
-def _desired(rec: DecisionRecord, role: Role) -> float | None:
-    v = rec.decision.desired.get(role)
-    return None if v is None else float(v)
-
-
-def _slo_ratio(signal: str) -> ValueFn:
-    def value(rec: DecisionRecord, role: Role) -> float | None:
-        ro = rec.observation.roles.get(role)
-        target = rec.slo_targets.get(signal)
-        observed = None if ro is None else getattr(ro, signal)
-        if observed is None or not target or target <= 0 or not math.isfinite(observed):
-            return None
-        return float(observed) / target
-
-    return value
-
-
-def _queue_depth(rec: DecisionRecord, role: Role) -> float | None:
-    ro = rec.observation.roles.get(role)
-    if ro is None or ro.queue_depth is None or not math.isfinite(ro.queue_depth):
-        return None
-    return ro.queue_depth
-
-
-def _queue_per_replica(rec: DecisionRecord, role: Role) -> float | None:
-    ro = rec.observation.roles.get(role)
-    if ro is None or ro.queue_depth is None or not math.isfinite(ro.queue_depth):
-        return None
-    # With no Ready replica the whole queue sits on "one" replica: a large value that asks for scale-up.
-    return ro.queue_depth / max(ro.ready, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class MetricDefinition:
-    """One external metric: its name, meaning (units) and how to read it from a record for a role."""
-
-    name: str
-    description: str
-    value: ValueFn
-
-
-METRICS: Mapping[str, MetricDefinition] = {
-    m.name: m
-    for m in (
-        MetricDefinition(
-            "inference_autoscaler_desired_replicas",
-            "Replicas the controller wants for the role (count). Use with target type AverageValue, "
-            'averageValue "1": the HPA then sets exactly this many replicas.',
-            _desired,
-        ),
-        MetricDefinition(
-            "inference_autoscaler_ttft_slo_ratio",
-            "Observed time-to-first-token at the SLO percentile divided by the TTFT target (1 = at the SLO).",
-            _slo_ratio("ttft"),
-        ),
-        MetricDefinition(
-            "inference_autoscaler_itl_slo_ratio",
-            "Observed inter-token latency at the SLO percentile divided by the ITL target (1 = at the SLO).",
-            _slo_ratio("itl"),
-        ),
-        MetricDefinition(
-            "inference_autoscaler_queue_depth",
-            "Requests waiting for the role (count). With target type AverageValue (the per-replica target) the HPA "
-            "sets ceil(queue / target): the per-pod queue-depth HPA, independent of any Ready count.",
-            _queue_depth,
-        ),
-        MetricDefinition(
-            "inference_autoscaler_queue_per_replica",
-            "Requests waiting per Ready replica of the role (count; the whole queue when none is Ready).",
-            _queue_per_replica,
-        ),
-    )
-}
-
-
-def series_labels(rec: DecisionRecord, role: Role) -> dict[str, str]:
-    """Labels of one series: the InferenceAutoscaler's labels, then the synthetic ones on top."""
-    labels = dict(rec.labels)
-    labels.update({"inferenceautoscaler": rec.name, "pool": rec.pool, "role": role.value})
-    return labels
-
+# --- what is served: autoscaler.adapters.metric_catalog -------------------------------------------------
 
 _ROLE_ORDER = {r: i for i, r in enumerate(Role)}
 

@@ -54,14 +54,7 @@ __all__ = [
 
 log = structlog.get_logger("autoscaler.controller")
 
-CONDITION_TYPES = (
-    "Ready",
-    "TargetsResolved",
-    "MetricsAvailable",
-    "SLOMet",
-    "ScalingLimited",
-    "BudgetLimited",
-)
+CONDITION_TYPES = ("Ready", "TargetsResolved", "MetricsAvailable", "SLOMet", "ScalingLimited", "BudgetLimited")
 # (type, status) pairs that deserve a Warning event; every other condition change is Normal.
 _WARNING = {
     ("Ready", "False"),
@@ -258,6 +251,16 @@ class _Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def role_status(target: Any, current: int, desired: int, ready: int,
+                mix: Mapping[str, int] | None) -> dict[str, Any]:
+    """``status.roles.<role>``: replica counts of ``target`` and, when types were mixed, the plan's accelerators."""
+    out: dict[str, Any] = {"current": current, "desired": desired, "ready": ready,
+                           "starting": max(0, current - ready), "target": f"{target.kind}/{target.name}"}
+    if mix:
+        out["accelerator"], out["acceleratorPlan"] = next(iter(mix)), dict(mix)
+    return out
+
+
 class Reconciler:
     """Reconciles InferenceAutoscalers read from ``ias`` (an informer cache), one key at a time.
 
@@ -427,20 +430,8 @@ class Reconciler:
 
         # 6. status
         for role, target in targets.items():
-            scale = scales[role]
-            current = applied[role]
-            ready = scale.ready
-            out.roles[role.value] = {
-                "current": current,
-                "desired": desired[role],
-                "ready": ready,
-                "starting": max(0, current - ready),
-                "target": f"{target.kind}/{target.name}",
-            }
-            mix = decision.accelerators.get(role)
-            if mix:
-                out.roles[role.value]["accelerator"] = next(iter(mix))
-                out.roles[role.value]["acceleratorPlan"] = dict(mix)
+            out.roles[role.value] = role_status(
+                target, applied[role], desired[role], scales[role].ready, decision.accelerators.get(role))
         self._decision_conditions(spec, observation, decision, limited, out)
         if failed:
             out.conditions["Ready"] = ("False", "ScaleFailed", "; ".join(failed))

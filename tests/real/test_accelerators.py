@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from autoscaler.controller.command import ProfilePolicy
+from autoscaler.controller.profile_policy import ProfilePolicy
 from autoscaler.core.types import Role, RoleObservation
 from tests.fixtures.controller import NS, FakeMetrics, condition, eventually, fleet, ias, ias_status
 
