@@ -129,7 +129,7 @@ async def _all_at(kube_server: Any, value: int, within: float = 20.0) -> None:
     await eventually(lambda: all(replicas(kube_server, t) == value for t in TARGETS), within=within)
 
 
-async def test_two_processes_one_lease_freeze_failover_thaw(kube_server, history, run_process):
+async def test_two_processes_one_lease_freeze_failover_thaw(kube_server, history, run_process, record_property):
     # No Prometheus at this URL: the policy holds, and the spec's minReplicas drives every scale-up.
     dead = f"http://127.0.0.1:{free_port()}"
     obj = ias("le", "le", metrics={"prometheus": {"url": dead, "timeout": "1s"}})
@@ -152,7 +152,9 @@ async def test_two_processes_one_lease_freeze_failover_thaw(kube_server, history
     frozen = time.monotonic()
     await eventually(lambda: _holder(kube_server) == "b", within=LEASE_S + 10)
     takeover_s = time.monotonic() - frozen
+    record_property("takeover_s", round(takeover_s, 2))
     assert takeover_s >= RENEW_S, f"taken over after {takeover_s:.1f} s, before the old leader's deadline"
+    assert takeover_s <= LEASE_S + RETRY_S + 3.0, f"taken over only after {takeover_s:.1f} s"
     assert await b.role() == "leader"
     _set_min(kube_server, 3)
     await _all_at(kube_server, 3)
@@ -176,7 +178,9 @@ async def test_two_processes_one_lease_freeze_failover_thaw(kube_server, history
     # as it is now (3), not from the 2 it remembers writing: no manual change is imagined, nothing is paused.
     handed_over = time.monotonic()
     assert await b.stop() == 0, b.proc.tail()
+    stopped = time.monotonic()
     await eventually(lambda: _holder(kube_server) == "a", within=10)
+    record_property("handover_after_release_s", round(time.monotonic() - stopped, 2))
     await _role(a, "leader", within=5)
     _set_min(kube_server, 4)
     await _all_at(kube_server, 4)
