@@ -1,10 +1,13 @@
-"""PendingScales: our own /scale writes stand in for a cache that has not caught up, with resourceVersions treated
-as opaque strings (the tokens below are deliberately not numbers)."""
+"""Our own writes while a cache has not caught up with them: PendingScales (/scale) and StatusWriter (status), with
+resourceVersions treated as opaque strings (the tokens below are deliberately not numbers)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from autoscaler.adapters.kube import ResourceType, StatusWriter
 from autoscaler.adapters.ownwrites import STAND_IN_S, PendingScales
 
 KEY = ("serving", "Deployment", "web")
@@ -78,3 +81,32 @@ def test_no_version_in_the_reply_installs_nothing():
     pending = PendingScales()
     pending.wrote(KEY, 4, "", list_epoch=1)
     assert pending.replicas(KEY, "qq", never) is None
+
+
+class RecordingStatusAPI:
+    """Answers status patches the way the apiserver does (the patched object, at a new version), and records them."""
+
+    def __init__(self, versions: list[str]) -> None:
+        self.versions = versions
+        self.patches: list[Any] = []
+
+    async def send(self, request: Any) -> dict[str, Any]:
+        self.patches.append(request.body["status"])
+        return {"metadata": {"resourceVersion": self.versions.pop(0)}}
+
+
+@pytest.mark.asyncio
+async def test_status_writer_diffs_against_its_own_write_until_someone_else_writes():
+    api = RecordingStatusAPI(["yy", "zz", "ww"])
+    writer = StatusWriter(api, ResourceType("autoscaler.inference.dev/v1alpha1", "inferenceautoscalers",
+                                            "InferenceAutoscaler"))
+    assert await writer.write("serving", "x", {}, {"a": 1}, current_rv="qq")
+    # The cache is still at the version the write was based on, then at the one it made: nothing to send.
+    assert not await writer.write("serving", "x", {}, {"a": 1}, current_rv="qq")
+    assert not await writer.write("serving", "x", {"a": 1}, {"a": 1}, current_rv="yy")
+    assert await writer.write("serving", "x", {}, {"a": 2}, current_rv="qq")
+    # Caught up with the first write only: the second is still the base.
+    assert not await writer.write("serving", "x", {"a": 1}, {"a": 2}, current_rv="yy")
+    # Someone else wrote (a version not ours): diffed against what the cache shows.
+    assert await writer.write("serving", "x", {"a": 5, "b": 1}, {"a": 2}, current_rv="oo")
+    assert api.patches == [{"a": 1}, {"a": 2}, {"a": 2, "b": None}]
