@@ -43,6 +43,8 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from autoscaler.adapters.ownwrites import PendingScales
+from autoscaler.adapters.ownwrites import resource_version as _rv
 from autoscaler.core.types import Role
 from autoscaler.errors import PermanentError, TemporaryError
 from autoscaler.ports import RoleTarget, ScaleState
@@ -477,13 +479,6 @@ class KubeTransport:
 # ------------------------------------------------------------------------------------------------ informer
 
 
-def _rv_int(rv: str) -> int:
-    try:
-        return int(rv)
-    except ValueError:
-        return -1
-
-
 Projector = Callable[[dict[str, Any]], dict[str, Any]]
 Handler = Callable[[str, dict[str, Any]], None]
 
@@ -553,6 +548,10 @@ class Informer:
         # resources does not scan every pod of the namespace N times.
         self.by_label: dict[tuple[str, str, str], set[str]] = {}
         self.relists = 0
+        # Lists started so far, and per scope the count at the start of its last complete list: whether a cached
+        # scope was listed after a given moment, without ordering resourceVersions (they are opaque).
+        self._lists_started = 0
+        self._listed_at: dict[str | None, int] = {}
         self.available = True
         self._synced = asyncio.Event()
         self._synced_scopes: set[str | None] = set()
@@ -571,17 +570,6 @@ class Informer:
     def items(self) -> Iterable[dict[str, Any]]:
         """Every cached object."""
         return self.store.values()
-
-    def put(self, obj: dict[str, Any]) -> None:
-        """Store ``obj`` unless the cache already holds a newer version (write-through after our own writes)."""
-        meta = obj.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        old = self.store.get(key)
-        if old is not None:
-            old_rv = _rv_int((old.get("metadata") or {}).get("resourceVersion", ""))
-            if old_rv > _rv_int(meta.get("resourceVersion", "")) >= 0:
-                return
-        self._set(key, obj)
 
     def select(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
         """Cached objects of ``namespace`` whose labels match ``selector`` (``matchLabels`` semantics)."""
@@ -650,7 +638,18 @@ class Informer:
                 await task
         self._tasks.clear()
 
+    def list_epoch(self) -> int:
+        """A mark of now for :meth:`relisted_since`."""
+        return self._lists_started
+
+    def relisted_since(self, namespace: str, epoch: int) -> bool:
+        """True when the scope holding ``namespace`` was listed completely by a list started after ``epoch``."""
+        scope = namespace if namespace in self.namespaces else None
+        return self._listed_at.get(scope, -1) > epoch
+
     async def _list(self, ns: str | None) -> str:
+        self._lists_started += 1
+        started = self._lists_started
         items: list[dict[str, Any]] = []
         token = ""
         while True:
@@ -681,6 +680,7 @@ class Informer:
             self._set(key, obj)
             self._emit("MODIFIED" if existed else "ADDED", obj)
         self.relists += 1
+        self._listed_at[ns] = started
         return rv
 
     def _mark_synced(self, ns: str | None) -> None:
@@ -764,25 +764,19 @@ def pool_selector(pool: Mapping[str, Any]) -> dict[str, str]:
 
 
 @dataclass
-class _ScaleOverride:
-    replicas: int
-    resource_version: int
-    until: float
-
-
-@dataclass
 class KubeFleet:
     """ScaleClient + FleetReader over informer caches, InferencePool reading and role-target resolution.
 
-    Reads come from the caches (no request per tick); ``set_replicas`` patches ``/scale`` and writes the reply
-    through to the cache so the next read sees our own write even before the watch delivers it. Kinds without
+    Reads come from the caches (no request per tick); ``set_replicas`` patches ``/scale`` and the count it wrote
+    stands in for the cached one until the cache holds that write (:mod:`autoscaler.adapters.ownwrites`), so the
+    next read sees our own write even before the watch delivers it. Kinds without
     a cache (any other kind with a scale subresource) are read with ``GET .../scale``.
     """
 
     transport: KubeTransport
     namespaces: Sequence[str] | None = None
     informers: dict[str, Informer] = field(default_factory=dict)
-    _overrides: dict[tuple[str, str, str], _ScaleOverride] = field(default_factory=dict)
+    _pending: PendingScales = field(default_factory=PendingScales)
     _discovered: dict[tuple[str, str], ResourceType] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -797,6 +791,8 @@ class KubeFleet:
             POOLS_V1.api_version: inf(POOLS_V1, optional=True),
             POOLS_V1ALPHA2.api_version: inf(POOLS_V1ALPHA2, optional=True),
         }
+        for rtype in WORKLOADS:
+            self.informers[rtype.kind].handlers.append(self._pending.observed)
 
     def start(self) -> None:
         """Start every cache."""
@@ -942,19 +938,18 @@ class KubeFleet:
             obj = informer.get(target.namespace, target.name)
             if obj is None:
                 raise NotFoundError(f"{target.kind} {target.namespace}/{target.name} not found")
-            rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+            rv = _rv(obj)
             replicas = int(
                 (obj.get("spec") or {}).get("replicas", 1)
                 if (obj.get("spec") or {}).get("replicas") is not None
                 else 1
             )
             status_replicas = int((obj.get("status") or {}).get("replicas") or 0)
-            override = self._overrides.get((target.namespace, target.kind, target.name))
-            if override is not None:
-                if _rv_int(rv) >= override.resource_version >= 0 or time.monotonic() > override.until:
-                    del self._overrides[(target.namespace, target.kind, target.name)]
-                else:
-                    replicas = override.replicas
+            written = self._pending.replicas(
+                (target.namespace, target.kind, target.name), rv,
+                lambda epoch: informer.relisted_since(target.namespace, epoch),
+            )
+            replicas = replicas if written is None else written
         else:
             rtype = await self.resource_type(target.api_version, target.kind)
             scale = await self.transport.send(get_request(rtype, target.namespace, target.name, "scale"))
@@ -993,10 +988,10 @@ class KubeFleet:
         """
         rtype = await self.resource_type(target.api_version, target.kind)
         reply = await self.transport.send(scale_patch_request(rtype, target.namespace, target.name, replicas))
-        rv = _rv_int(str(((reply or {}).get("metadata") or {}).get("resourceVersion", "")))
-        self._overrides[(target.namespace, target.kind, target.name)] = _ScaleOverride(
-            replicas, rv, time.monotonic() + 60.0
-        )
+        informer = self.informers.get(target.kind)
+        if informer is None or (target.api_version, target.kind) not in _KNOWN_KINDS:
+            return  # read with GET .../scale every time: nothing cached to stand in for
+        self._pending.wrote((target.namespace, target.kind, target.name), replicas, _rv(reply), informer.list_epoch())
 
 
 # ------------------------------------------------------------------------------------------------- status
@@ -1006,14 +1001,17 @@ class StatusWriter:
     """Writes an object's ``status`` through the status subresource, only when it differs from what is known.
 
     The last written status per object is remembered, so an unchanged status costs no request even when the
-    watch has not yet delivered our previous write.
+    watch has not yet delivered our previous write. With it go the resourceVersions known not to be newer than
+    that write (the version it was based on and the versions our own writes made): a read at one of those is
+    diffed against the remembered status; a read at any other version — someone else wrote — against itself.
+    resourceVersions are compared only for equality, never ordered.
     """
 
     def __init__(self, transport: KubeTransport, rtype: ResourceType) -> None:
         self.transport = transport
         self.rtype = rtype
         self.writes = 0
-        self._last: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
+        self._last: dict[tuple[str, str], tuple[dict[str, Any], frozenset[str]]] = {}
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop the memory of an object (deleted)."""
@@ -1037,10 +1035,10 @@ class StatusWriter:
         """
         key = (namespace, name)
         last = self._last.get(key)
-        if last is not None and _rv_int(current_rv) <= last[1]:
-            base = last[0]
+        if last is not None and current_rv in last[1]:
+            base, known = last[0], last[1]
         else:
-            base = json.loads(json.dumps(dict(current or {})))
+            base, known = json.loads(json.dumps(dict(current or {}))), frozenset({current_rv})
         patch = merge_patch_diff(base, json.loads(json.dumps(dict(desired))))
         if not patch:
             return False
@@ -1056,8 +1054,9 @@ class StatusWriter:
                     raise
                 await asyncio.sleep(0.05 * (attempt + 1) * random.uniform(0.5, 1.5))
         self.writes += 1
-        rv = _rv_int(str(((reply or {}).get("metadata") or {}).get("resourceVersion", "")))
-        self._last[key] = (json.loads(json.dumps(dict(desired))), rv)
+        if len(known) >= 16:
+            known = frozenset({current_rv})  # bounded: a cache this far behind is diffed against itself next
+        self._last[key] = (json.loads(json.dumps(dict(desired))), known | {_rv(reply)})
         return True
 
 

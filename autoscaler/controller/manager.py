@@ -180,6 +180,9 @@ class Controller:
 
     def _on_leading(self) -> None:
         self.leading = True
+        # What this instance remembers from an earlier term predates another leader's writes, which against its
+        # old baselines would look like manual changes: every resource starts over from the cluster.
+        self.reconciler.memory.clear()
         self.instruments.set_leader(True)
         if self.ready.is_set():
             self._sync_workers()

@@ -152,12 +152,6 @@ async def test_missing_pool_and_target_and_invalid_spec_affect_only_themselves(k
     )
 
 
-def _set_replicas_by_hand(server, name: str, value: int) -> None:
-    obj = server.get("apps/v1", "Deployment", name, NS)
-    obj["spec"]["replicas"] = value
-    server.kube.update(obj)
-
-
 async def test_conflict_storm_is_retried(kube_server, make_controller):
     fleet(kube_server, "cf")
     kube_server.create(ias("cf", "cf"))

@@ -3,10 +3,10 @@
 The twin's figures are evidence about the controller only if both drive the same ``decide`` the same way. This
 test runs a short trace segment through the twin with the production policy, recording every observation and
 decision; then it replays each tick through the real :class:`~autoscaler.controller.reconciler.Reconciler`
-against the emulated API server — the workloads' replicas and pod readiness set to what the twin had, the
-metrics source answering with the twin's observation, the clock at the twin's time — and expects the policy to
-see the same observation and return the same decision, tick after tick, with its state carried by the
-reconciler.
+against the local control plane — the Deployments' replicas set to what the twin had (the real Deployment and
+ReplicaSet controllers create and delete the Pods), those Pods' readiness set to the twin's, the metrics source
+answering with the twin's observation, the clock at the twin's time — and expects the policy to see the same
+observation and return the same decision, tick after tick, with its state carried by the reconciler.
 """
 
 from __future__ import annotations
@@ -84,23 +84,6 @@ def _spec_dict() -> dict[str, Any]:
     return raw
 
 
-def _pod(name: str, deployment: str, role: str, ready: bool) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "labels": {"app": POOL, "llm-d.ai/role": role, "workload": deployment},
-        },
-        "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai"}]},
-        "status": {
-            "phase": "Running" if ready else "Pending",
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-        },
-    }
-
-
 async def test_twin_and_reconciler_decide_identically(kube_server: Any, kubeconfig_path: Path) -> None:
     raw = _spec_dict()
     spec = parse_spec(raw)
@@ -118,6 +101,7 @@ async def test_twin_and_reconciler_decide_identically(kube_server: Any, kubeconf
     simulate(trace, profile, config, twin, spec, seed=7)
     assert len(twin.seen) >= 40, "the segment should give the policy many ticks"
 
+    kube_server.kubelet.set_ready_after(3600.0)  # the replay, not the kubelet stand-in, decides readiness
     fleet(kube_server, POOL, prefill=2, decode=4)
     kube_server.create(
         {
@@ -139,10 +123,9 @@ async def test_twin_and_reconciler_decide_identically(kube_server: Any, kubeconf
     try:
         await controller.ias.wait_synced(10)
         await controller.fleet.wait_synced(10)
-        pods: dict[str, list[str]] = {}
         for now, obs, _ in twin.seen:
             for role, ro in obs.roles.items():
-                _apply_role(kube_server, role, ro.replicas, ro.ready, pods)
+                await _apply_role(kube_server, role, ro.replicas, ro.ready)
             await eventually(lambda obs=obs: _cache_matches(controller, obs), within=10)
             replay.current, clock.t = obs, now
             await controller.reconciler.reconcile_once(f"{NS}/{POOL}")
@@ -162,26 +145,31 @@ async def test_twin_and_reconciler_decide_identically(kube_server: Any, kubeconf
     assert len(desired) > 1, "the segment should make the policy change its mind at least once"
 
 
-def _apply_role(server: Any, role: Role, replicas: int, ready: int, pods: dict[str, list[str]]) -> None:
+def _live_pods(server: Any, deployment: str) -> list[dict[str, Any]]:
+    return sorted(
+        (p for p in server.kube.list_objects("v1", "Pod", NS, label_selector=f"workload={deployment}")
+         if not p["metadata"].get("deletionTimestamp")),
+        key=lambda p: p["metadata"]["name"],
+    )
+
+
+def _is_ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
+
+
+async def _apply_role(server: Any, role: Role, replicas: int, ready: int) -> None:
+    """The role's Deployment at ``replicas`` (its ReplicaSet makes the Pods), the first ``ready`` of them Ready."""
     deployment = f"{POOL}-{role.value}"
-    obj = server.get("apps/v1", "Deployment", deployment, NS)
-    if obj["spec"]["replicas"] != replicas:
-        obj["spec"]["replicas"] = replicas
-        server.api.update(server.type_for("apps/v1", "Deployment"), NS, deployment, obj)
-    names = pods.setdefault(role.value, [])
-    while len(names) < replicas:
-        names.append(f"{deployment}-{len(names)}")
-        server.create(_pod(names[-1], deployment, role.value, ready=False))
-    while len(names) > replicas:
-        server.api.delete(server.type_for("v1", "Pod"), NS, names.pop())
-    for index, name in enumerate(names):
+    if server.get("apps/v1", "Deployment", deployment, NS)["spec"]["replicas"] != replicas:
+        server.kube.patch("apps/v1", "Deployment", deployment, NS, {"spec": {"replicas": replicas}})
+    pods = await eventually(lambda: len(p := _live_pods(server, deployment)) == replicas and p, within=30)
+    for index, pod in enumerate(pods):
         want = index < ready
-        current = server.get("v1", "Pod", name, NS)
-        is_ready = any(
-            c["type"] == "Ready" and c["status"] == "True" for c in current["status"]["conditions"]
-        )
-        if is_ready != want:
-            server.set_status("v1", "Pod", name, _pod(name, deployment, role.value, want)["status"], NS)
+        if _is_ready(pod) != want:
+            status = {"phase": "Running" if want else "Pending",
+                      "conditions": [{"type": "Ready", "status": "True" if want else "False"}]}
+            server.kube.patch("v1", "Pod", pod["metadata"]["name"], NS, {"status": status}, sub="status",
+                              patch_type="strategic")
 
 
 def _cache_matches(controller: Controller, obs: Observation) -> bool:
