@@ -1,12 +1,15 @@
 """The cluster in a box: every process of a closed loop on loopback, started and stopped together.
 
-:class:`Box` starts, in order: the emulated Kubernetes API server (``python -m tests.kubeemu``, with the
-project's CRD and the upstream InferencePool CRDs), the fleet emulator (``python -m e2e.fleet``: model servers
-driven by the digital twin), a real Prometheus (Debian's ``/usr/bin/prometheus``, ``file_sd`` over the fleet's
-replicas) and the real controller (``python -m autoscaler run``). It then applies the pools, their Deployments and
-the InferenceAutoscalers, records ``status`` as it changes, and — for an ``actuation: HPA`` autoscaler — plays the
-HPA controller (see :class:`HPAEmulator`). Every process is stopped on the way out, also on failure or Ctrl-C
-(SIGTERM, then SIGKILL after a grace period; each runs in its own process group).
+:class:`Box` starts, in order: the local control plane (:class:`localcluster.plane.ControlPlane`: upstream etcd,
+kube-apiserver and kube-controller-manager, with the project's CRD and the upstream InferencePool CRDs), a real
+Prometheus (Debian's ``/usr/bin/prometheus``, ``file_sd`` over the fleet's replicas), the real controller
+(``python -m autoscaler run``) and the fleet emulator (``python -m e2e.fleet``: model servers driven by the digital
+twin, and the kubelet of their Pods, which kube-controller-manager's Deployment and ReplicaSet controllers create
+and delete). It applies the pools and their Deployments before, the InferenceAutoscalers after the fleet, records
+``status`` as it changes, and — for an ``actuation: HPA`` autoscaler — plays the HPA controller (see
+:class:`HPAEmulator`). Every process is stopped and every temporary directory removed on the way out, also on
+failure or Ctrl-C (SIGTERM, then SIGKILL after a grace period; each runs in its own process group, and the
+control plane's processes die with this one).
 
 Time mapping (``speed`` = S simulated seconds per wall second): every duration the controller or Prometheus
 uses is the simulated duration divided by S — control interval, rate window, scrape interval, cold start,
@@ -34,6 +37,10 @@ from typing import Any
 import aiohttp
 import yaml
 
+from localcluster.binaries import find as find_binaries
+from localcluster.client import Kube
+from localcluster.crds import install_crds
+from localcluster.plane import ControlPlane
 from localcluster.procs import Proc, free_port, http_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -168,7 +175,10 @@ class Scenario:
 class HPAEmulator:
     """What kube-controller-manager's HPA controller does with one ``External`` metric, per role.
 
-    An HPA cannot run without kube-controller-manager, so this plays it: every ``sync_s`` wall seconds it reads
+    kube-controller-manager runs the real HPA controller, but it would read the metric through the aggregated
+    ``v1beta1.external.metrics.k8s.io`` APIService, which the box does not register (yet); no
+    HorizontalPodAutoscaler object exists, so the real controller has nothing to do and does not compete with
+    this one. This plays it instead: every ``sync_s`` wall seconds it reads
     ``inference_autoscaler_desired_replicas{inferenceautoscaler=<name>,role=<role>}`` from the external metrics
     API over TLS as the aggregator does (front-proxy client certificate, ``X-Remote-User`` of the HPA's service
     account, which the server authorises by SubjectAccessReview), applies the HPA arithmetic for an
@@ -219,6 +229,11 @@ class HPAEmulator:
             self.actions.append({"wall": time.time(), "role": role, "before": current, "after": desired})
 
 
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
 def _quantity(text: str) -> float:
     suffix = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
     if text and text[-1] in suffix:
@@ -264,6 +279,8 @@ class Box:
         self.wall0 = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._api: Any = None
+        self.plane: ControlPlane | None = None
+        self.kube: Kube | None = None
         self.prometheus_url = ""
         self.controller_metrics_url = ""
         self.fleet_url = ""
@@ -287,22 +304,13 @@ class Box:
     # -------------------------------------------------------------------------------- start
 
     async def start(self) -> None:
-        from tests.fixtures.pki import make_pki
-
-        py = sys.executable
-        env = {"PYTHONPATH": str(ROOT)}
+        """Start every process and apply the scenario's objects; the fleet's clock starts last."""
         sc = self.sc
-        pki = make_pki(self.workdir / "pki")
-        self.pki = pki
-        crds = [ROOT / "crds/autoscaler.inference.dev_inferenceautoscalers.yaml",
-                ROOT / "tests/kubeemu/crds/inference.networking.k8s.io_inferencepools.yaml",
-                ROOT / "tests/kubeemu/crds/inference.networking.x-k8s.io_inferencepools.yaml"]
-        argv = [py, "-m", "tests.kubeemu", "--port", "0", "--kubeconfig", str(self.kubeconfig),
-                "--no-default-crds", "--allow", f"{HPA_USER}:get:external.metrics.k8s.io:*"]
-        for c in crds:
-            argv += ["--crd", str(c)]
-        self.procs["kubeemu"] = Proc("kubeemu", argv, self.workdir, env)
-        await self.procs["kubeemu"].wait_for_line("kubeemu listening on", 30)
+        plane = self._start_plane()
+        assert plane.ca is not None
+        self.kube = Kube(plane.url, plane.admin_token, str(plane.ca.path))
+        install_crds(self.kube)
+        plane.kubeconfig(self.kubeconfig, namespace=NAMESPACE)
 
         from kubernetes_asyncio import client, config
 
@@ -310,27 +318,66 @@ class Box:
         self._api = client.ApiClient()
         self.apps = client.AppsV1Api(self._api)
         self.custom = client.CustomObjectsApi(self._api)
-        # The ConfigMap every cluster publishes for aggregated API servers (the front-proxy CA).
-        await client.CoreV1Api(self._api).create_namespaced_config_map("kube-system", {
-            "metadata": {"name": "extension-apiserver-authentication"},
-            "data": {"client-ca-file": pki.client_ca.pem.decode(),
-                     "requestheader-client-ca-file": pki.proxy_ca.pem.decode(),
-                     "requestheader-allowed-names": '["front-proxy-client"]',
-                     "requestheader-username-headers": '["X-Remote-User"]',
-                     "requestheader-group-headers": '["X-Remote-Group"]',
-                     "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]'},
-        })
         prom_port = free_port()
         self.prometheus_url = f"http://127.0.0.1:{prom_port}"
         objs = sc.manifests(self.prometheus_url)
         ias_objs = [o for o in objs if o["kind"] == "InferenceAutoscaler"]
-        await self.apply([o for o in objs if o["kind"] != "InferenceAutoscaler"])
+        self.apply([o for o in objs if o["kind"] != "InferenceAutoscaler"])
 
-        # Fleet emulator.
+        mport, hport, eport = free_port(), free_port(), free_port()
+        self.controller_metrics_url = f"http://127.0.0.1:{mport}/metrics"
+        file_sd = self._write_fleet_config(plane)
+        await self._start_prometheus(prom_port, mport, file_sd)
+
+        # The external metrics API's serving certificate, from the cluster CA; its clients (the HPA, as the
+        # aggregator would) present the apiserver's front-proxy client certificate, which the controller
+        # trusts through kube-system/extension-apiserver-authentication, published by kube-apiserver.
+        serving = plane.issue_serving_cert("external-metrics", ("127.0.0.1", "localhost"))
+        env = {"PYTHONPATH": str(ROOT)}
+        self.procs["controller"] = Proc("controller", [
+            sys.executable, "-m", "autoscaler", "run", "--kubeconfig", str(self.kubeconfig), "--log-format",
+            "console", "--metrics-host", "127.0.0.1", "--metrics-port", str(mport),
+            "--health-host", "127.0.0.1", "--health-port", str(hport),
+            "--external-metrics-host", "127.0.0.1", "--external-metrics-port", str(eport),
+            "--tls-cert-file", str(serving.cert), "--tls-key-file", str(serving.key),
+            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed),
+            "--record-decisions", str(self.workdir / "decisions.jsonl")], self.workdir, env)
+        await http_ready(f"http://127.0.0.1:{hport}/readyz", 60, self.procs["controller"])
+
+        # The fleet starts the clock (t=0 of the trace segment) once the initial Pods are Ready.
+        self.procs["fleet"] = Proc("fleet", [sys.executable, "-m", "e2e.fleet", str(self.workdir / "fleet.json")],
+                                   self.workdir, env)
+        line = await self.procs["fleet"].wait_for_line("fleet emulator listening on", 180)
+        self.wall0 = time.time()
+        self.fleet_url = line.rsplit(" ", 1)[1]
+        self.apply(ias_objs)
+
+        ctx = ssl.create_default_context(cafile=str(plane.ca.path))
+        ctx.load_cert_chain(str(plane.workdir / "front-proxy-client.crt"),
+                            str(plane.workdir / "front-proxy-client.key"))
+        for pool, actuation in sc.pools:
+            if actuation == "HPA":
+                self.hpa[pool] = HPAEmulator(pool, f"https://127.0.0.1:{eport}", ctx, self.apps,
+                                             sc.wall(sc.hpa_sync_s), max_replicas=sc.max_replicas)
+                self._tasks.append(asyncio.create_task(self.hpa[pool].run(), name=f"hpa {pool}"))
+        self._tasks.append(asyncio.create_task(self._record(), name="status recorder"))
+
+    def _start_plane(self) -> ControlPlane:
+        """Start etcd, kube-apiserver and kube-controller-manager (blocking, on this thread on purpose: the
+        plane's children get SIGKILL when the thread that started them ends, so not from a worker thread)."""
+        self.plane = ControlPlane()
+        self.plane.start()
+        return self.plane
+
+    def _write_fleet_config(self, plane: ControlPlane) -> Path:
+        """``fleet.json`` (the kubelet stand-in talks to the apiserver with the admin token); the file_sd path."""
+        sc = self.sc
+        assert plane.ca is not None
         file_sd = self.workdir / "targets.json"
         file_sd.write_text("[]")
         fleet_cfg = {
             "kubeconfig": str(self.kubeconfig), "namespace": NAMESPACE, "speed": sc.speed,
+            "kubelet": {"url": plane.url, "token": plane.admin_token, "ca_file": str(plane.ca.path)},
             "file_sd": str(file_sd), "result": str(self.workdir / "result.json"), "profile": sc.profile,
             "trace": {"name": sc.trace, "start_s": sc.start_s, "end_s": sc.end_s, "rate_scale": sc.rate_scale},
             "slo": {"ttft_s": sc.slo_ttft_s, "itl_s": sc.slo_itl_s, "percentile": sc.percentile},
@@ -339,16 +386,17 @@ class Box:
                       for p, _ in sc.pools],
         }
         (self.workdir / "fleet.json").write_text(json.dumps(fleet_cfg, indent=1))
+        return file_sd
 
-        # Controller ports, then Prometheus (it scrapes the controller too), then the controller itself.
-        mport, hport, eport = free_port(), free_port(), free_port()
-        self.controller_metrics_url = f"http://127.0.0.1:{mport}/metrics"
-        scrape = fmt_duration(sc.wall(sc.scrape_interval_s))
+    async def _start_prometheus(self, port: int, controller_port: int, file_sd: Path) -> None:
+        """Prometheus scraping the fleet's replicas (file_sd) and the controller."""
+        scrape = fmt_duration(self.sc.wall(self.sc.scrape_interval_s))
         prom_cfg = {
             "global": {"scrape_interval": scrape, "scrape_timeout": scrape, "evaluation_interval": scrape},
             "scrape_configs": [
                 {"job_name": "model-servers", "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}]},
-                {"job_name": "inference-autoscaler", "static_configs": [{"targets": [f"127.0.0.1:{mport}"]}]},
+                {"job_name": "inference-autoscaler",
+                 "static_configs": [{"targets": [f"127.0.0.1:{controller_port}"]}]},
             ],
         }
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(prom_cfg))
@@ -356,49 +404,18 @@ class Box:
             raise RuntimeError(f"{PROMETHEUS} not installed (apt-get install -y --no-install-recommends prometheus)")
         self.procs["prometheus"] = Proc("prometheus", [
             PROMETHEUS, f"--config.file={self.workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn"], self.workdir)
         await http_ready(f"{self.prometheus_url}/-/ready", 30, self.procs["prometheus"])
 
-        self.procs["controller"] = Proc("controller", [
-            py, "-m", "autoscaler", "run", "--kubeconfig", str(self.kubeconfig), "--log-format", "console",
-            "--metrics-host", "127.0.0.1", "--metrics-port", str(mport),
-            "--health-host", "127.0.0.1", "--health-port", str(hport),
-            "--external-metrics-host", "127.0.0.1", "--external-metrics-port", str(eport),
-            "--tls-cert-file", str(pki.serving.cert), "--tls-key-file", str(pki.serving.key),
-            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed),
-            "--record-decisions", str(self.workdir / "decisions.jsonl")], self.workdir, env)
-        await http_ready(f"http://127.0.0.1:{hport}/readyz", 60, self.procs["controller"])
-
-        # The fleet starts the clock: t=0 of the trace segment.
-        self.procs["fleet"] = Proc("fleet", [py, "-m", "e2e.fleet", str(self.workdir / "fleet.json")],
-                                   self.workdir, env)
-        line = await self.procs["fleet"].wait_for_line("fleet emulator listening on", 60)
-        self.wall0 = time.time()
-        self.fleet_url = line.rsplit(" ", 1)[1]
-        await self.apply(ias_objs)
-
-        ctx = ssl.create_default_context(cafile=str(pki.serving_ca.path))
-        ctx.load_cert_chain(str(pki.proxy_client.cert), str(pki.proxy_client.key))
-        for pool, actuation in sc.pools:
-            if actuation == "HPA":
-                self.hpa[pool] = HPAEmulator(pool, f"https://127.0.0.1:{eport}", ctx, self.apps,
-                                             sc.wall(sc.hpa_sync_s), max_replicas=sc.max_replicas)
-                self._tasks.append(asyncio.create_task(self.hpa[pool].run(), name=f"hpa {pool}"))
-        self._tasks.append(asyncio.create_task(self._record(), name="status recorder"))
-
-    async def apply(self, objs: list[dict[str, Any]]) -> None:
-        """Create objects (namespace, pool, Deployments, InferenceAutoscalers) through the API."""
-        from kubernetes_asyncio import client, utils
-
+    def apply(self, objs: list[dict[str, Any]]) -> None:
+        """Create objects (namespace, pools, Deployments, InferenceAutoscalers) through the API."""
+        assert self.kube is not None
         for obj in objs:
-            if obj["kind"] in ("InferencePool", "InferenceAutoscaler"):
-                group, version = obj["apiVersion"].split("/")
-                plural = "inferencepools" if obj["kind"] == "InferencePool" else "inferenceautoscalers"
-                await self.custom.create_namespaced_custom_object(group, version, NAMESPACE, plural, obj)
+            if obj["kind"] == "Namespace":
+                self.kube.ensure_namespace(obj["metadata"]["name"])  # waits for its default ServiceAccount
             else:
-                await utils.create_from_dict(self._api, obj)
-        del client
+                self.kube.create(obj)
 
     # -------------------------------------------------------------------------------- observe
 
@@ -436,7 +453,8 @@ class Box:
         """Wait until every pool's segment is served; returns the fleet's ground truth (``result.json``)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for name, proc in self.procs.items():
+            plane_procs = self.plane.procs if self.plane is not None else {}
+            for name, proc in {**plane_procs, **self.procs}.items():
                 if not proc.alive():
                     raise RuntimeError(f"{name} exited early:\n{proc.log_text()[-3000:]}")
             if (await self.fleet_status())["finished"]:
@@ -444,6 +462,33 @@ class Box:
                 return self.result
             await asyncio.sleep(0.5)
         raise TimeoutError(f"the trace segment was not served within {timeout_s}s")
+
+    async def replica_view(self) -> dict[str, dict[str, Any]]:
+        """Per pool, the same replicas three ways, at one moment: the live Pods on the API server (name → Ready),
+        the fleet's Pod ↔ replica map (name → replica state) and draining replicas, and the ``pod`` labels of
+        the targets Prometheus scrapes (serving replicas, draining ones included)."""
+        assert self.kube is not None
+        fleet = (await self.fleet_status())["pools"]
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(f"{self.prometheus_url}/api/v1/targets?state=active") as r,
+        ):
+            targets = (await r.json())["data"]["activeTargets"]
+        out: dict[str, dict[str, Any]] = {}
+        for pool, _ in self.sc.pools:
+            pods = self.kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"app={pool}")
+            out[pool] = {
+                "api": {p["metadata"]["name"]: _pod_ready(p) for p in pods
+                        if not p["metadata"].get("deletionTimestamp")},
+                "fleet": fleet[pool]["pods"],
+                "draining": fleet[pool]["draining"],
+                "scraped": sorted(t["labels"]["pod"] for t in targets if t["labels"].get("job") == "model-servers"
+                                  and t["labels"].get("pod", "").startswith((f"{pool}-prefill-", f"{pool}-decode-"))),
+                "deployments": {role: f"{pool}-{role}" for role in ("prefill", "decode")},
+                "spec": {role: int(self.kube.get("apps/v1", "Deployment", f"{pool}-{role}", NAMESPACE)["spec"]
+                                   ["replicas"]) for role in ("prefill", "decode")},
+            }
+        return out
 
     async def events(self, name: str) -> list[dict[str, Any]]:
         """events.k8s.io/v1 Events about InferenceAutoscaler ``name``."""
@@ -466,8 +511,9 @@ class Box:
             return await r.text()
 
     def kubectl_get_ias(self) -> str:
-        """``kubectl get ias -n serving`` against the box (needs kubectl on PATH)."""
-        out = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", "ias", "-n", NAMESPACE],
+        """``kubectl get ias -n serving`` against the box, with the control plane's own (pinned) kubectl."""
+        kubectl = str(find_binaries().kubectl)
+        out = subprocess.run([kubectl, "--kubeconfig", str(self.kubeconfig), "get", "ias", "-n", NAMESPACE],
                              capture_output=True, text=True, timeout=30, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"kubectl get ias failed: {out.stderr.strip()}")
@@ -476,7 +522,8 @@ class Box:
     # -------------------------------------------------------------------------------- stop
 
     async def stop(self) -> None:
-        """Stop everything started, newest first; keeps the work directory only when ``E2E_KEEP`` is set."""
+        """Stop everything started, newest first, the control plane last (its directory goes with it); keeps the
+        work directory only when ``E2E_KEEP`` is set (then with the plane's logs in ``cluster/``)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -487,9 +534,21 @@ class Box:
             await self._api.close()
             self._api = None
         self.exit_codes = {}
-        for name in ("controller", "fleet", "prometheus", "kubeemu"):
+        for name in ("controller", "fleet", "prometheus"):
             proc = self.procs.get(name)
             if proc is not None:
                 self.exit_codes[name] = proc.stop()
-        if self._own_dir and not os.environ.get("E2E_KEEP"):
+        if self.kube is not None:
+            self.kube.close()
+            self.kube = None
+        keep = bool(os.environ.get("E2E_KEEP"))
+        if self.plane is not None:
+            if keep:
+                logs = self.workdir / "cluster"
+                logs.mkdir(exist_ok=True)
+                for log in self.plane.workdir.glob("*.log"):
+                    shutil.copy(log, logs / log.name)
+            self.plane.stop()
+            self.plane = None
+        if self._own_dir and not keep:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from e2e.conftest import Run
+from e2e.conftest import Run, views_agree
 
 DIRECT, HPA = "llama", "llama-hpa"
 
@@ -146,6 +146,17 @@ def test_live_loop_matches_the_twin(run: Run) -> None:
         f = figures(run, pool)
         assert f.attainment >= run.twin["attainment"] - 0.03, (pool, f.attainment, run.twin["attainment"])
         assert f.gpu_hours <= 1.15 * run.twin["gpu_hours"], (pool, f.gpu_hours, run.twin["gpu_hours"])
+
+
+def test_pods_are_the_simulated_replicas(run: Run) -> None:
+    """After the run, on the real control plane: the Pods the ReplicaSets keep are the twin's replicas one for one
+    (a wrong Pod ↔ replica mapping after a ReplicaSet's scale-down would leave a deleted Pod's replica serving, or
+    a live Pod's drained), Ready exactly when the replica serves, as many as ``spec.replicas``, and Prometheus's
+    ``pod`` labels name them."""
+    for pool in (DIRECT, HPA):
+        view = run.replicas[pool]
+        assert views_agree(view), (pool, view)
+        assert all(n >= 1 for n in view["spec"].values()), view["spec"]
 
 
 def test_kubectl_get_ias_shows_the_state(run: Run) -> None:
