@@ -155,6 +155,7 @@ def test_pods_are_the_simulated_replicas(run: Run) -> None:
     ``pod`` labels name them."""
     for pool in (DIRECT, HPA):
         view = run.replicas[pool]
+        print(f"\n  {pool}: spec.replicas {view['spec']}; Pods {sorted(view['api'])}; draining {view['draining']}")
         assert views_agree(view), (pool, view)
         assert all(n >= 1 for n in view["spec"].values()), view["spec"]
 
