@@ -48,6 +48,12 @@ PROMETHEUS = "/usr/bin/prometheus"
 NAMESPACE = "serving"
 IAS_API = "autoscaler.inference.dev/v1alpha1"
 HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+CONTROLLER_NS = "inference-autoscaler-system"
+CONTROLLER_SA = "inference-autoscaler"
+# The controller's namespace, ServiceAccount and RBAC as shipped (the external-metrics overlay adds delegated
+# authentication and authorization, the front-proxy ConfigMap reader and the HPA's read access).
+CONTROLLER_RBAC = ("manifests/base/namespace.yaml", "manifests/base/serviceaccount.yaml", "manifests/base/rbac.yaml",
+                   "manifests/overlays/external-metrics/rbac.yaml")
 
 
 def fmt_duration(seconds: float) -> str:
@@ -311,6 +317,7 @@ class Box:
         self.kube = Kube(plane.url, plane.admin_token, str(plane.ca.path))
         install_crds(self.kube)
         plane.kubeconfig(self.kubeconfig, namespace=NAMESPACE)
+        controller_kubeconfig = self._controller_identity(plane)
 
         from kubernetes_asyncio import client, config
 
@@ -335,12 +342,12 @@ class Box:
         serving = plane.issue_serving_cert("external-metrics", ("127.0.0.1", "localhost"))
         env = {"PYTHONPATH": str(ROOT)}
         self.procs["controller"] = Proc("controller", [
-            sys.executable, "-m", "autoscaler", "run", "--kubeconfig", str(self.kubeconfig), "--log-format",
+            sys.executable, "-m", "autoscaler", "run", "--kubeconfig", str(controller_kubeconfig), "--log-format",
             "console", "--metrics-host", "127.0.0.1", "--metrics-port", str(mport),
             "--health-host", "127.0.0.1", "--health-port", str(hport),
             "--external-metrics-host", "127.0.0.1", "--external-metrics-port", str(eport),
             "--tls-cert-file", str(serving.cert), "--tls-key-file", str(serving.key),
-            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed),
+            "--lease-namespace", CONTROLLER_NS, "--time-scale", repr(sc.speed),
             "--record-decisions", str(self.workdir / "decisions.jsonl")], self.workdir, env)
         await http_ready(f"http://127.0.0.1:{hport}/readyz", 60, self.procs["controller"])
 
@@ -368,6 +375,21 @@ class Box:
         self.plane = ControlPlane()
         self.plane.start()
         return self.plane
+
+    def _controller_identity(self, plane: ControlPlane) -> Path:
+        """Apply the shipped RBAC (:data:`CONTROLLER_RBAC`) and write ``controller.kubeconfig`` with a token of the
+        controller's ServiceAccount (TokenRequest): the controller runs with exactly the rights a cluster gives it."""
+        assert self.kube is not None
+        for rel in CONTROLLER_RBAC:
+            for doc in yaml.safe_load_all((ROOT / rel).read_text()):
+                if doc:
+                    self.kube.apply(doc, manager="e2e")
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": 86400}}
+        answer = self.kube.request(
+            "POST", f"/api/v1/namespaces/{CONTROLLER_NS}/serviceaccounts/{CONTROLLER_SA}/token", request)
+        return plane.kubeconfig(self.workdir / "controller.kubeconfig", token=answer["status"]["token"],
+                                user=CONTROLLER_SA)
 
     def _write_fleet_config(self, plane: ControlPlane) -> Path:
         """``fleet.json`` (the kubelet stand-in talks to the apiserver with the admin token); the file_sd path."""
