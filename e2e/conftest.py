@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 
 from e2e.harness import Box, Scenario
@@ -59,7 +60,12 @@ async def _agreed_replica_view(box: Box, timeout_s: float = 20.0) -> dict[str, d
     snapshot agrees everywhere, else return the last one (which the test then shows)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        view = await box.replica_view()
+        try:
+            view = await box.replica_view()
+        except (TimeoutError, aiohttp.ClientError):
+            if time.monotonic() > deadline:
+                raise
+            continue  # a starved fleet or Prometheus answered late
         if all(views_agree(v) for v in view.values()) or time.monotonic() > deadline:
             return view
         await asyncio.sleep(0.5)
