@@ -266,8 +266,10 @@ class StatusRow:
 class Box:
     """The cluster in a box for one :class:`Scenario` (an async context manager).
 
-    Attributes after start: ``kubeconfig``, ``prometheus_url``, ``controller_metrics_url``, ``workdir``;
-    ``history`` (status changes), ``hpa`` (the emulated HPA per HPA-mode pool).
+    Attributes after start: ``plane`` (the :class:`ControlPlane`), ``kube`` (its admin client), ``kubeconfig``
+    (admin, for kubectl; the controller's own is ``controller.kubeconfig`` in the work directory),
+    ``prometheus_url``, ``controller_metrics_url``, ``workdir``; ``history`` (status changes), ``hpa`` (the
+    emulated HPA per HPA-mode pool).
     """
 
     def __init__(self, scenario: Scenario, *, workdir: Path | None = None,
