@@ -248,8 +248,8 @@ def main() -> int:
     parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = asyncio.run(_worker(args.kubeconfig, args.duration))
-        print(json.dumps(result), flush=True)
+        worker_result = asyncio.run(_worker(args.kubeconfig, args.duration))
+        print(json.dumps(worker_result), flush=True)
         return 0
 
     from localcluster.plane import ControlPlane, PlaneOptions
