@@ -30,7 +30,7 @@ class Run:
     ias: dict[str, dict[str, Any]]
     kubectl: str | None
     controller_metrics: str
-    hpa: dict[str, dict[str, Any]]
+    hpa: dict[str, dict[str, Any]]  # per HPA-mode pool: Box.hpa_view (the HPA objects and their Events)
     replicas: dict[str, dict[str, Any]]  # Box.replica_view at the end, once its three views agree (or the last)
     exit_codes: dict[str, int | None]
     wall_s: float
@@ -84,8 +84,7 @@ async def _run(scenario: Scenario) -> Run:
         kubectl = box.kubectl_get_ias() if shutil.which("kubectl") else None
         metrics = await box.controller_metrics()
         replicas = await _agreed_replica_view(box)
-        hpa = {n: {"reads": h.reads, "errors": list(h.errors), "actions": list(h.actions)}
-               for n, h in box.hpa.items()}
+        hpa = {n: box.hpa_view(n) for n, actuation in scenario.pools if actuation == "HPA"}
     finally:
         logs = {n: p.log_text()[-20000:] for n, p in box.procs.items()}
         await box.stop()

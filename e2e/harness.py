@@ -5,11 +5,12 @@ kube-apiserver and kube-controller-manager, with the project's CRD and the upstr
 Prometheus (Debian's ``/usr/bin/prometheus``, ``file_sd`` over the fleet's replicas), the real controller
 (``python -m autoscaler run``) and the fleet emulator (``python -m e2e.fleet``: model servers driven by the digital
 twin, and the kubelet of their Pods, which kube-controller-manager's Deployment and ReplicaSet controllers create
-and delete). It applies the pools and their Deployments before, the InferenceAutoscalers after the fleet, records
-``status`` as it changes, and — for an ``actuation: HPA`` autoscaler — plays the HPA controller (see
-:class:`HPAEmulator`). Every process is stopped and every temporary directory removed on the way out, also on
-failure or Ctrl-C (SIGTERM, then SIGKILL after a grace period; each runs in its own process group, and the
-control plane's processes die with this one).
+and delete). It applies the pools and their Deployments before, the InferenceAutoscalers after the fleet, and records
+``status`` as it changes. For an ``actuation: HPA`` autoscaler it registers the shipped external metrics
+APIService (pointed at the controller on loopback) and the HorizontalPodAutoscalers of
+``manifests/examples/hpa-mode``: kube-controller-manager's own HPA controller scales that pool. Every process is
+stopped and every temporary directory removed on the way out, also on failure or Ctrl-C (SIGTERM, then SIGKILL
+after a grace period; each runs in its own process group, and the control plane's processes die with this one).
 
 Time mapping (``speed`` = S simulated seconds per wall second): every duration the controller or Prometheus
 uses is the simulated duration divided by S — control interval, rate window, scrape interval, cold start,
@@ -19,18 +20,17 @@ forecast horizon and season, behaviour windows and periods, the HPA sync period.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
-import math
 import os
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +38,18 @@ import aiohttp
 import yaml
 
 from localcluster.binaries import find as find_binaries
-from localcluster.client import Kube
+from localcluster.client import Kube, wait_until
 from localcluster.crds import install_crds
-from localcluster.plane import ControlPlane
+from localcluster.plane import ControlPlane, PlaneOptions
 from localcluster.procs import Proc, free_port, http_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = "/usr/bin/prometheus"
 NAMESPACE = "serving"
 IAS_API = "autoscaler.inference.dev/v1alpha1"
-HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 CONTROLLER_NS = "inference-autoscaler-system"
 CONTROLLER_SA = "inference-autoscaler"
+METRICS_SERVICE = "inference-autoscaler-external-metrics"  # the shipped APIService's Service
 # The controller's namespace, ServiceAccount and RBAC as shipped (the external-metrics overlay adds delegated
 # authentication and authorization, the front-proxy ConfigMap reader and the HPA's read access).
 CONTROLLER_RBAC = ("manifests/base/namespace.yaml", "manifests/base/serviceaccount.yaml", "manifests/base/rbac.yaml",
@@ -80,7 +80,7 @@ class Scenario:
         staleness_s: spec.metrics.staleness (simulated; the CRD's default 2 m).
         scale_down_window_s: behaviour.scaleDown.stabilizationWindow (simulated).
         season_s: forecast season (simulated).
-        hpa_sync_s: the emulated HPA controller's sync period (simulated; kube-controller-manager's 15 s).
+        hpa_sync_s: kube-controller-manager's HPA sync period (simulated; upstream's default 15 s).
         slo_ttft_s, slo_itl_s, percentile: the SLO.
         pools: pool name → actuation (``Direct`` or ``HPA``).
     """
@@ -171,80 +171,39 @@ class Scenario:
         return objs
 
 
-# --------------------------------------------------------------------------------------------- processes
-
-
 # --------------------------------------------------------------------------------------------- the HPA
 
 
-@dataclass
-class HPAEmulator:
-    """What kube-controller-manager's HPA controller does with one ``External`` metric, per role.
-
-    kube-controller-manager runs the real HPA controller, but it would read the metric through the aggregated
-    ``v1beta1.external.metrics.k8s.io`` APIService, which the box does not register (yet); no
-    HorizontalPodAutoscaler object exists, so the real controller has nothing to do and does not compete with
-    this one. This plays it instead: every ``sync_s`` wall seconds it reads
-    ``inference_autoscaler_desired_replicas{inferenceautoscaler=<name>,role=<role>}`` from the external metrics
-    API over TLS as the aggregator does (front-proxy client certificate, ``X-Remote-User`` of the HPA's service
-    account, which the server authorises by SubjectAccessReview), applies the HPA arithmetic for an
-    ``AverageValue`` target of 1 — ``usage = value / current``; no change while ``|usage − 1| ≤ tolerance``
-    (0.1); else ``desired = ceil(value / 1)`` clamped to [min, max] — and writes ``/scale``. The behaviour is the
-    one ``manifests/examples/hpa-mode`` sets (no stabilisation window, 100 % per period), i.e. none.
-    """
-
-    name: str
-    url: str
-    ssl_ctx: ssl.SSLContext
-    apps: Any
-    sync_s: float
-    min_replicas: int = 1
-    max_replicas: int = 8
-    tolerance: float = 0.1
-    reads: int = 0
-    errors: list[str] = field(default_factory=list)
-    actions: list[dict[str, Any]] = field(default_factory=list)
-
-    async def run(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            while True:
-                for role in ("prefill", "decode"):
-                    with contextlib.suppress(Exception):
-                        await self._sync(http, role)
-                await asyncio.sleep(self.sync_s)
-
-    async def _sync(self, http: aiohttp.ClientSession, role: str) -> None:
-        path = (f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/inference_autoscaler_desired_replicas"
-                f"?labelSelector=inferenceautoscaler%3D{self.name}%2Crole%3D{role}")
-        headers = {"X-Remote-User": HPA_USER, "X-Remote-Group": "system:serviceaccounts"}
-        async with http.get(self.url + path, ssl=self.ssl_ctx, headers=headers) as r:
-            body = await r.json()
-            if r.status != 200:
-                self.errors.append(f"{r.status} {body.get('message')}")
-                return
-        self.reads += 1
-        value = sum(_quantity(i["value"]) for i in body["items"])
-        deploy = f"{self.name}-{role}"
-        scale = await self.apps.read_namespaced_deployment_scale(deploy, NAMESPACE)
-        current = int(scale.spec.replicas or 0)
-        if current > 0 and abs(value / current - 1.0) <= self.tolerance:
-            return
-        desired = max(self.min_replicas, min(self.max_replicas, math.ceil(value - 1e-9)))
-        if desired != current:
-            await self.apps.patch_namespaced_deployment_scale(deploy, NAMESPACE, {"spec": {"replicas": desired}})
-            self.actions.append({"wall": time.time(), "role": role, "before": current, "after": desired})
+def hpa_objects(sc: Scenario) -> list[dict[str, Any]]:
+    """One HorizontalPodAutoscaler per role of each ``actuation: HPA`` pool, as ``manifests/examples/hpa-mode``
+    writes them (``External`` metric ``inference_autoscaler_desired_replicas``, ``AverageValue`` 1, no
+    stabilisation, 100 % per period), with the period in wall seconds (whole seconds, at least 1)."""
+    period = max(1, round(sc.wall(15.0)))
+    rule = {"stabilizationWindowSeconds": 0, "policies": [{"type": "Percent", "value": 100, "periodSeconds": period}]}
+    out: list[dict[str, Any]] = []
+    for pool, actuation in sc.pools:
+        if actuation != "HPA":
+            continue
+        for role in ("prefill", "decode"):
+            out.append({
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": f"{pool}-{role}", "namespace": NAMESPACE},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{pool}-{role}"},
+                    "minReplicas": 1, "maxReplicas": sc.max_replicas,
+                    "metrics": [{"type": "External", "external": {
+                        "metric": {"name": "inference_autoscaler_desired_replicas",
+                                   "selector": {"matchLabels": {"inferenceautoscaler": pool, "role": role}}},
+                        "target": {"type": "AverageValue", "averageValue": "1"}}}],
+                    "behavior": {"scaleUp": dict(rule), "scaleDown": dict(rule)},
+                },
+            })
+    return out
 
 
 def _pod_ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-def _quantity(text: str) -> float:
-    suffix = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
-    if text and text[-1] in suffix:
-        return float(text[:-1]) * suffix[text[-1]]
-    return float(text)
 
 
 # --------------------------------------------------------------------------------------------- the box
@@ -268,8 +227,7 @@ class Box:
 
     Attributes after start: ``plane`` (the :class:`ControlPlane`), ``kube`` (its admin client), ``kubeconfig``
     (admin, for kubectl; the controller's own is ``controller.kubeconfig`` in the work directory),
-    ``prometheus_url``, ``controller_metrics_url``, ``workdir``; ``history`` (status changes), ``hpa`` (the
-    emulated HPA per HPA-mode pool).
+    ``prometheus_url``, ``controller_metrics_url``, ``workdir``; ``history`` (status changes).
     """
 
     def __init__(self, scenario: Scenario, *, workdir: Path | None = None,
@@ -282,7 +240,6 @@ class Box:
         self.procs: dict[str, Proc] = {}
         self.history: list[StatusRow] = []
         self.snapshots: list[tuple[float, str, dict[str, Any]]] = []  # (sim_t, pool, status) on every change
-        self.hpa: dict[str, HPAEmulator] = {}
         self.on_change = on_change
         self.wall0 = 0.0
         self._tasks: list[asyncio.Task[None]] = []
@@ -338,10 +295,11 @@ class Box:
         file_sd = self._write_fleet_config(plane)
         await self._start_prometheus(prom_port, mport, file_sd)
 
-        # The external metrics API's serving certificate, from the cluster CA; its clients (the HPA, as the
-        # aggregator would) present the apiserver's front-proxy client certificate, which the controller
-        # trusts through kube-system/extension-apiserver-authentication, published by kube-apiserver.
-        serving = plane.issue_serving_cert("external-metrics", ("127.0.0.1", "localhost"))
+        # The external metrics API's serving certificate, from the cluster CA, for the name the aggregator checks
+        # (<service>.<namespace>.svc); the aggregator presents kube-apiserver's front-proxy client certificate,
+        # which the controller trusts through kube-system/extension-apiserver-authentication.
+        serving = plane.issue_serving_cert("external-metrics", ("localhost", "127.0.0.1",  # CN: ≤ 64 characters
+                                                                f"{METRICS_SERVICE}.{CONTROLLER_NS}.svc"))
         env = {"PYTHONPATH": str(ROOT)}
         self.procs["controller"] = Proc("controller", [
             sys.executable, "-m", "autoscaler", "run", "--kubeconfig", str(controller_kubeconfig), "--log-format",
@@ -360,23 +318,40 @@ class Box:
         self.wall0 = time.time()
         self.fleet_url = line.rsplit(" ", 1)[1]
         self.apply(ias_objs)
-
-        ctx = ssl.create_default_context(cafile=str(plane.ca.path))
-        ctx.load_cert_chain(str(plane.workdir / "front-proxy-client.crt"),
-                            str(plane.workdir / "front-proxy-client.key"))
-        for pool, actuation in sc.pools:
-            if actuation == "HPA":
-                self.hpa[pool] = HPAEmulator(pool, f"https://127.0.0.1:{eport}", ctx, self.apps,
-                                             sc.wall(sc.hpa_sync_s), max_replicas=sc.max_replicas)
-                self._tasks.append(asyncio.create_task(self.hpa[pool].run(), name=f"hpa {pool}"))
+        if any(actuation == "HPA" for _, actuation in sc.pools):
+            self._register_external_metrics(eport)
+            self.apply(hpa_objects(sc))
         self._tasks.append(asyncio.create_task(self._record(), name="status recorder"))
 
     def _start_plane(self) -> ControlPlane:
         """Start etcd, kube-apiserver and kube-controller-manager (blocking, on this thread on purpose: the
-        plane's children get SIGKILL when the thread that started them ends, so not from a worker thread)."""
-        self.plane = ControlPlane()
+        plane's children get SIGKILL when the thread that started them ends, so not from a worker thread).
+        The HPA controller syncs every ``hpa_sync_s`` simulated seconds."""
+        self.plane = ControlPlane(PlaneOptions(hpa_sync_period_s=self.sc.wall(self.sc.hpa_sync_s)))
         self.plane.start()
         return self.plane
+
+    def _register_external_metrics(self, port: int) -> None:
+        """The shipped ``v1beta1.external.metrics.k8s.io`` APIService, pointed at the controller on loopback.
+
+        Its Service is an ``ExternalName`` of ``localhost`` (there is no Pod network here; the aggregator
+        proxies to an ExternalName Service by name, at the APIService's port), and the aggregator verifies the
+        serving certificate against the cluster CA rather than skipping verification as the shipped one must.
+        Waits until the APIService is ``Available`` (the aggregator's discovery check passed)."""
+        assert self.kube is not None and self.plane is not None and self.plane.ca is not None
+        self.kube.apply({"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": METRICS_SERVICE, "namespace": CONTROLLER_NS},
+                         "spec": {"type": "ExternalName", "externalName": "localhost",
+                                  "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}}, manager="e2e")
+        apiservice = yaml.safe_load((ROOT / "manifests/overlays/external-metrics/apiservice.yaml").read_text())
+        spec = apiservice["spec"]
+        spec.pop("insecureSkipTLSVerify")
+        spec["caBundle"] = base64.b64encode(self.plane.ca.pem).decode()
+        spec["service"]["port"] = port
+        self.kube.apply(apiservice, manager="e2e")
+        wait_until(lambda: any(c["type"] == "Available" and c["status"] == "True" for c in (self.kube.get(
+            "apiregistration.k8s.io/v1", "APIService", apiservice["metadata"]["name"]).get("status") or {}).get(
+            "conditions") or []), what="the external metrics APIService Available", timeout_s=60)
 
     def _controller_identity(self, plane: ControlPlane) -> Path:
         """Apply the shipped RBAC (:data:`CONTROLLER_RBAC`) and write ``controller.kubeconfig`` with a token of the
@@ -520,6 +495,17 @@ class Box:
                                    ["replicas"]) for role in ("prefill", "decode")},
             }
         return out
+
+    def hpa_view(self, pool: str) -> dict[str, Any]:
+        """The pool's HorizontalPodAutoscalers (``objects``: name → object) and the core Events about them."""
+        assert self.kube is not None
+        names = {f"{pool}-{role}" for role in ("prefill", "decode")}
+        objs = {o["metadata"]["name"]: o for o in self.kube.list_objects(
+            "autoscaling/v2", "HorizontalPodAutoscaler", NAMESPACE) if o["metadata"]["name"] in names}
+        events = [e for e in self.kube.list_objects("v1", "Event", NAMESPACE)
+                  if e["involvedObject"].get("kind") == "HorizontalPodAutoscaler"
+                  and e["involvedObject"].get("name") in names]
+        return {"objects": objs, "events": events}
 
     async def events(self, name: str) -> list[dict[str, Any]]:
         """events.k8s.io/v1 Events about InferenceAutoscaler ``name``."""
