@@ -2,8 +2,11 @@
 
     PYTHONPATH=. python bench/soak.py [--n 1000] [--interval 3] [--duration 480]
 
-The emulated API server (with its workload simulator) runs in its own process and is populated exactly as
-``bench/controller_scale.py`` does. The controller runs in another process with the **real control core**
+The local control plane (``localcluster``: upstream etcd, kube-apiserver and kube-controller-manager, whose
+Deployment and ReplicaSet controllers create and delete the Pods) is populated with the same objects as
+``bench/controller_scale.py`` (N pools, 2N Deployments of one replica, N InferenceAutoscalers, over 10
+namespaces); a kubelet stand-in in the driver binds those Pods and makes them Ready at once. The controller runs
+in its own process with the **real control core**
 (``ProfilePolicy``, the same object ``inference-autoscaler run`` uses) and a metrics source whose load moves
 every tick (a slow sine per resource, phase-shifted, so forecasts, PID state, stabilisation windows, scale
 actions, status writes and Events all churn). Time is compressed by running ``--interval`` seconds per tick
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import math
 import os
@@ -27,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Mapping, Sequence
@@ -35,14 +38,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def _scale_bench() -> Any:
-    spec = importlib.util.spec_from_file_location("controller_scale", ROOT / "bench" / "controller_scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def _worker(kubeconfig: str, duration: float) -> dict[str, Any]:
@@ -100,6 +95,143 @@ async def _worker(kubeconfig: str, duration: float) -> dict[str, Any]:
     return result
 
 
+NS_COUNT = 10  # resources are spread over this many namespaces (as in bench/controller_scale.py)
+
+
+def _objects(n: int, interval: float) -> list[dict[str, Any]]:
+    """Per resource: its InferencePool, prefill and decode Deployments (one replica each), its InferenceAutoscaler."""
+    out: list[dict[str, Any]] = []
+    for k in range(n):
+        ns, name = f"bench-{k % NS_COUNT}", f"model-{k}"
+        out.append({"apiVersion": "inference.networking.k8s.io/v1", "kind": "InferencePool",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"selector": {"matchLabels": {"app": name}}, "targetPorts": [{"number": 8000}],
+                             "endpointPickerRef": {"name": f"{name}-epp", "port": {"number": 9002}}}})
+        for role in ("prefill", "decode"):
+            labels = {"app": name, "llm-d.ai/role": role, "workload": f"{name}-{role}"}
+            out.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": {"name": f"{name}-{role}", "namespace": ns},
+                        "spec": {"replicas": 1, "selector": {"matchLabels": {"workload": f"{name}-{role}"}},
+                                 "template": {"metadata": {"labels": labels},
+                                              "spec": {"containers": [{"name": "vllm", "image": "vllm"}]}}}})
+        out.append({"apiVersion": "autoscaler.inference.dev/v1alpha1", "kind": "InferenceAutoscaler",
+                    "metadata": {"name": name, "namespace": ns},
+                    "spec": {"poolRef": {"name": name},
+                             "roles": {"prefill": {"minReplicas": 1, "maxReplicas": 8},
+                                       "decode": {"minReplicas": 1, "maxReplicas": 8}},
+                             "slo": {"ttft": {"target": "1s"}, "itl": {"target": "100ms"}},
+                             "metrics": {"prometheus": {"url": "http://prometheus:9090"}},
+                             "controlInterval": f"{interval:g}s"}})
+    return out
+
+
+def _populate(plane: Any, n: int, interval: float, threads: int = 4) -> None:
+    """Create the namespaces and every object (``threads`` clients in parallel: the apiserver is the limit)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from localcluster.client import Kube
+    from localcluster.crds import install_crds
+
+    def new_kube() -> Kube:
+        return Kube(plane.url, plane.admin_token, str(plane.ca.path))
+
+    admin = new_kube()
+    try:
+        install_crds(admin)
+        for i in range(NS_COUNT):
+            admin.ensure_namespace(f"bench-{i}")
+    finally:
+        admin.close()
+    objs = _objects(n, interval)
+
+    def create(share: list[dict[str, Any]]) -> None:
+        kube = new_kube()
+        try:
+            for obj in share:
+                kube.create(obj)
+        finally:
+            kube.close()
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(create, [objs[i::threads] for i in range(threads)]))
+
+
+class _KubeletThread:
+    """The kubelet stand-in on its own event loop in a thread of the driver (Pods Ready at once)."""
+
+    def __init__(self, url: str, token: str, ca_file: str) -> None:
+        from localcluster.kubelet import KubeletStandIn
+
+        self.kubelet = KubeletStandIn(url, token, ca_file, ready_after=0.0)
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
+        self._thread.start()
+        if not self._started.wait(60):
+            raise RuntimeError("kubelet stand-in did not start")
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        await self.kubelet.start()
+        self._started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.kubelet.stop()
+
+    def stop(self) -> None:
+        """Stop the stand-in and its loop (waits for both)."""
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+        self._loop.close()
+
+
+def _pods(plane: Any) -> tuple[list[dict[str, Any]], int]:
+    """Every bench Pod on the plane, and the sum of the bench Deployments' ``spec.replicas``."""
+    from localcluster.client import Kube
+
+    kube = Kube(plane.url, plane.admin_token, str(plane.ca.path))
+    try:
+        pods = [p for p in kube.list_objects("v1", "Pod") if p["metadata"]["namespace"].startswith("bench-")]
+        deploys = [d for d in kube.list_objects("apps/v1", "Deployment")
+                   if d["metadata"]["namespace"].startswith("bench-")]
+        return pods, sum(int(d["spec"]["replicas"]) for d in deploys)
+    finally:
+        kube.close()
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _wait_pods_ready(plane: Any, count: int, timeout_s: float = 600.0) -> None:
+    """Wait until kube-controller-manager has created ``count`` Pods and the stand-in made them all Ready."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pods, _ = _pods(plane)
+        ready = sum(1 for p in pods if _ready(p))
+        if ready >= count:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{ready}/{count} Pods Ready after {timeout_s:g} s")
+        time.sleep(1.0)
+
+
+def _count_pods(plane: Any, settle_s: float = 30.0) -> dict[str, int]:
+    """Pods at the end (after the ReplicaSets caught up with the last scale actions, up to ``settle_s``)."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        pods, replicas = _pods(plane)
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        ready = sum(1 for p in live if _ready(p))
+        if (len(live) == replicas == ready) or time.monotonic() > deadline:
+            return {"pods_end": len(live), "pods_ready_end": ready, "deployment_replicas_end": replicas}
+        time.sleep(1.0)
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -116,28 +248,22 @@ def main() -> int:
     parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = asyncio.run(_worker(args.kubeconfig, args.duration))
-        print(json.dumps(result), flush=True)
+        worker_result = asyncio.run(_worker(args.kubeconfig, args.duration))
+        print(json.dumps(worker_result), flush=True)
         return 0
 
-    bench = _scale_bench()
-    with tempfile.TemporaryDirectory() as tmp:
-        kubeconfig = os.path.join(tmp, "kubeconfig")
+    from localcluster.plane import ControlPlane, PlaneOptions
+
+    # The plane is started on this (the main) thread: its children die with the thread that started them.
+    with ControlPlane(PlaneOptions(kcm_qps=200)) as plane, tempfile.TemporaryDirectory() as tmp:
+        assert plane.ca is not None
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tests.kubeemu", "--kubeconfig", kubeconfig, "--simulate-workloads",
-             "--bookmark-interval", "30"],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env,
-        )
+        kubelet = _KubeletThread(plane.url, plane.admin_token, str(plane.ca.path))
         worker: subprocess.Popen[str] | None = None
         try:
-            assert server.stdout is not None
-            line = server.stdout.readline()
-            if "listening on" not in line:
-                raise RuntimeError(f"emulator did not start: {line!r}")
-            url = line.rsplit(" ", 1)[1].strip()
-            asyncio.run(bench._populate(url, args.n, args.interval))
-            time.sleep(2.0)
+            _populate(plane, args.n, args.interval)
+            kubeconfig = str(plane.kubeconfig(Path(tmp) / "kubeconfig"))
+            _wait_pods_ready(plane, 2 * args.n)
             # The worker's stdout (its JSON logs, then the result) goes to a file: a pipe nobody drains
             # would fill up and block the controller on its next log line.
             out_path = Path(tmp) / "worker.out"
@@ -160,12 +286,12 @@ def main() -> int:
             worker.wait()
             out = out_path.read_text().strip().splitlines()
             result: dict[str, Any] = json.loads(out[-1])
+            pods = _count_pods(plane)
         finally:
             if worker is not None and worker.poll() is None:
                 worker.terminate()
                 worker.wait(timeout=30)
-            server.terminate()
-            server.wait(timeout=30)
+            kubelet.stop()
     samples = [s for s in samples if not math.isnan(s[1])]
     # "start" = after the cold tick (every resource reconciled and written once): the first sample at least
     # 20 % into the run; growth is judged on the second half.
@@ -189,6 +315,7 @@ def main() -> int:
         "rss_max_mb": round(max(y for _, y in samples), 1),
         "rss_slope_second_half_mb_per_equiv_hour": round(slope * args.interval / 15 * 3600, 2),
         **result,
+        **pods,
     }
     print(json.dumps(report))
     return 0

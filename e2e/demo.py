@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import subprocess
 import sys
 import time
@@ -22,15 +21,14 @@ from autoscaler.sim.config import Mode, RoleShape, SimConfig
 from autoscaler.sim.engine import simulate
 from autoscaler.sim.policies import policy_from_string, policy_names
 from autoscaler.sim.traces import bundled_trace_path, load_trace
-from e2e.harness import NAMESPACE, Box, Scenario
+from e2e.harness import Box, Scenario
 
 
 def _get_ias(box: Box) -> str:
-    if shutil.which("kubectl"):
-        out = subprocess.run(["kubectl", "--kubeconfig", str(box.kubeconfig), "get", "ias", "-n", NAMESPACE],
-                             capture_output=True, text=True, timeout=30, check=False)
-        return out.stdout or out.stderr
-    return "(kubectl not on PATH)"
+    try:
+        return box.kubectl_get_ias()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+        return f"({err})\n"
 
 
 def _twin(sc: Scenario, policy: str) -> dict[str, Any]:
@@ -52,8 +50,9 @@ async def _main(sc: Scenario) -> int:
 
     t0 = time.monotonic()
     async with Box(sc, on_change=on_change) as box:
-        print(f"cluster in a box up in {time.monotonic() - t0:.0f} s: emulated API server, {len(sc.pools)} pool "
-              f"of twin-driven vLLM replicas, Prometheus, and `inference-autoscaler run`; "
+        print(f"cluster in a box up in {time.monotonic() - t0:.0f} s: etcd, kube-apiserver and "
+              f"kube-controller-manager, {len(sc.pools)} pool of twin-driven vLLM replicas, Prometheus, and "
+              f"`inference-autoscaler run`; "
               f"{(sc.end_s - sc.start_s) / 60:.0f} min of the Azure conversation trace at {sc.speed:g}x\n",
               flush=True)
         result = await box.wait_finished(sc.wall(sc.end_s - sc.start_s) + 120)

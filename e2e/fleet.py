@@ -1,18 +1,22 @@
 """The fleet emulator: model servers of the cluster in a box, driven by the digital twin in accelerated time.
 
 ``python -m e2e.fleet CONFIG.json`` runs, per pool, one :class:`~autoscaler.sim.engine.Simulation` of the trace
-segment and
+segment against the real control plane, and
 
-- **follows the controller**: it watches the pool's Deployments and applies every change of ``spec.replicas``
-  to the simulation at once (new replicas serve after the profile's cold start, in simulated time; removed ones
-  drain), exactly as a kubelet would start or stop model-server pods;
-- **mirrors the replicas as Pods** in the API server: one Pod per simulated replica, labelled with the pool's
-  selector and the role label, ``Ready`` only once the replica serves; a draining replica's Pod is deleted (a
-  terminating Pod, which the controller no longer counts). Deployment ``status`` follows (replicas,
-  readyReplicas) so ``kubectl get deploy`` tells the same story;
+- **plays the kubelet** of the pool's Pods, which kube-controller-manager's Deployment and ReplicaSet controllers
+  create and delete as ``spec.replicas`` changes (:class:`~localcluster.kubelet.KubeletStandIn` binds them to its
+  Node and removes terminating ones). Every Pod is one simulated replica: a new Pod starts one, which serves after
+  the profile's cold start in simulated time, and only then is its Pod made Running and Ready; a Pod the
+  ReplicaSet deletes (``deletionTimestamp``) takes exactly its own replica away — a cold start is cancelled, a
+  serving replica drains. The simulation's replica count therefore follows the Pods, and through them the
+  Deployment; the Deployment's ``status`` is kube-controller-manager's own;
+- **records every change of ``spec.replicas``** (the controller's or the HPA's ``/scale`` writes) for the result;
 - **serves every replica's vLLM ``/metrics``** on one HTTP port at ``/metrics/<pool>/<replica>`` and writes a
-  Prometheus ``file_sd`` file listing the serving replicas (labels ``namespace``, ``pod``, ``role``), rewritten
-  atomically whenever the set changes.
+  Prometheus ``file_sd`` file listing the serving replicas (labels ``namespace``, ``pod`` — the replica's Pod —
+  and ``role``), rewritten atomically whenever the set changes.
+
+At start-up it waits until the Deployments' initial Pods exist, maps them to the simulation's initial (warm)
+replicas and makes them Ready; only then does the clock start.
 
 Accelerated time (see ``e2e/README.md``): the twin advances ``speed`` simulated seconds per wall second. Counters
 and histogram counts/sums are served divided by ``speed``, so that Prometheus's ``rate()`` over wall time reads
@@ -30,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -54,6 +59,7 @@ from autoscaler.sim.engine import Simulation
 from autoscaler.sim.exporter import CONTENT_TYPE, render_replica
 from autoscaler.sim.fleet import Replica, ReplicaState
 from autoscaler.sim.traces import bundled_trace_path, load_trace
+from localcluster.kubelet import KubeletStandIn
 
 log = logging.getLogger("e2e.fleet")
 
@@ -102,20 +108,29 @@ def scaled_exposition(text: bytes, factor: float) -> bytes:
 
 @dataclass
 class Pool:
-    """One InferencePool's model servers."""
+    """One InferencePool's model servers, and which Pod is which simulated replica."""
 
     name: str
     namespace: str
     deployments: dict[Role, str]
-    pod_labels: dict[Role, dict[str, str]]
+    selectors: dict[Role, dict[str, str]]  # each Deployment's spec.selector.matchLabels
     sim: Simulation
-    desired: dict[Role, int] = field(default_factory=dict)
-    pods: dict[str, tuple[Role, bool]] = field(default_factory=dict)  # pod → (role, ready) as last written
-    status: dict[Role, tuple[int, int]] = field(default_factory=dict)
+    desired: dict[Role, int] = field(default_factory=dict)  # spec.replicas as last seen
+    by_pod: dict[str, Replica] = field(default_factory=dict)  # live Pod uid → its replica
+    pod_names: dict[int, str] = field(default_factory=dict)  # replica uid → its Pod's name (kept after it goes)
+    pod_ready: set[str] = field(default_factory=set)  # Pod uids whose latest object is Ready
+    ready_asked: dict[str, float] = field(default_factory=dict)  # Pod uid → monotonic time make_ready was asked
     scale_log: list[dict[str, Any]] = field(default_factory=list)
 
     def pod_name(self, rep: Replica) -> str:
-        return f"{self.deployments[rep.role]}-{rep.name}"
+        return self.pod_names.get(rep.uid, f"{self.deployments[rep.role]}-{rep.name}")
+
+    def role_of(self, labels: dict[str, str]) -> Role | None:
+        """The role whose Deployment selects a Pod with these labels, if any."""
+        for role, selector in self.selectors.items():
+            if selector and all(labels.get(k) == v for k, v in selector.items()):
+                return role
+        return None
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -154,6 +169,7 @@ class FleetEmulator:
         self._sd_text = ""
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        self.kubelet: KubeletStandIn | None = None
 
     # -------------------------------------------------------------------------------- setup
 
@@ -178,16 +194,16 @@ class FleetEmulator:
         for p in self.cfg["pools"]:
             deployments = {Role(r): name for r, name in p["deployments"].items()}
             initial: dict[Role, int] = {}
-            labels: dict[Role, dict[str, str]] = {}
+            selectors: dict[Role, dict[str, str]] = {}
             for role, name in deployments.items():
                 d = await apps.read_namespaced_deployment(name, self.namespace)
                 initial[role] = int(d.spec.replicas or 0)
-                labels[role] = dict(d.spec.template.metadata.labels or {})
-            pool = Pool(p["name"], self.namespace, deployments, labels, self._new_sim(initial))
+                selectors[role] = dict(d.spec.selector.match_labels or {})
+            pool = Pool(p["name"], self.namespace, deployments, selectors, self._new_sim(initial))
             pool.desired = dict(initial)
             self.pools[pool.name] = pool
 
-    # -------------------------------------------------------------------------------- following /scale
+    # -------------------------------------------------------------------------------- recording /scale
 
     async def _watch_deployments(self) -> None:
         assert self.api is not None
@@ -244,66 +260,77 @@ class FleetEmulator:
         while True:
             self.sim_t = (loop.time() - wall0) * self.speed
             for pool in self.pools.values():
-                sim = pool.sim
-                fleet = sim.fleet
-                for role, want in pool.desired.items():
-                    if fleet.target(role) != want:
-                        fleet.scale_to(role, want, max(sim.now, 0.0))
-                if not sim.finished:
-                    sim.advance(self.sim_t)
-            await self._sync_cluster()
+                if not pool.sim.finished:
+                    pool.sim.advance(self.sim_t)
+            self._sync_ready()
             self._write_file_sd()
             if not self.done and all(p.sim.finished for p in self.pools.values()):
                 self.done = True
                 self._write_result()
             await asyncio.sleep(tick)
 
-    # -------------------------------------------------------------------------------- pods and status
+    # -------------------------------------------------------------------------------- pods ↔ replicas
 
-    async def _sync_cluster(self) -> None:
-        assert self.api is not None
-        core = client.CoreV1Api(self.api)
-        apps = client.AppsV1Api(self.api)
+    def _on_pod(self, pod: dict[str, Any], gone: bool) -> None:
+        """Every Pod the kubelet stand-in sees: a new one starts a replica, a terminating one ends its own."""
+        md = pod["metadata"]
+        if md.get("namespace") != self.namespace:
+            return
+        labels = md.get("labels") or {}
+        hit = next(((p, r) for p in self.pools.values() if (r := p.role_of(labels)) is not None), None)
+        if hit is None:
+            return
+        pool, role = hit
+        uid = md["uid"]
+        fleet = pool.sim.fleet
+        if gone or md.get("deletionTimestamp"):
+            rep = pool.by_pod.pop(uid, None)
+            pool.pod_ready.discard(uid)
+            pool.ready_asked.pop(uid, None)
+            if rep is not None:
+                fleet.remove(rep, pool.sim.now)
+            return
+        if _pod_ready(pod):
+            pool.pod_ready.add(uid)
+        else:
+            pool.pod_ready.discard(uid)
+        if uid in pool.by_pod:
+            return
+        # The first Pods take the simulation's initial (warm) replicas; every later one starts a new replica.
+        mapped = {id(r) for r in pool.by_pod.values()}
+        rep = next((r for r in fleet.active(role) if id(r) not in mapped), None)
+        if rep is None:
+            rep = fleet.add_replica(role, pool.sim.now)
+        pool.by_pod[uid] = rep
+        pool.pod_names[rep.uid] = md["name"]
+
+    def _sync_ready(self) -> None:
+        """Ready every Pod whose replica serves (asked again after 2 s if the Pod has not turned Ready)."""
+        assert self.kubelet is not None
+        now = time.monotonic()
         for pool in self.pools.values():
-            fleet = pool.sim.fleet
-            wanted: dict[str, tuple[Role, bool]] = {}
-            for rep in fleet.replicas:
-                if rep.state in (ReplicaState.STARTING, ReplicaState.READY):
-                    wanted[pool.pod_name(rep)] = (rep.role, rep.state is ReplicaState.READY)
-            for name, (role, ready) in wanted.items():
-                have = pool.pods.get(name)
-                if have is None:
-                    body = {
-                        "metadata": {"name": name, "namespace": pool.namespace, "labels": pool.pod_labels[role]},
-                        "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai"}]},
-                    }
-                    with contextlib.suppress(ApiException):
-                        await core.create_namespaced_pod(pool.namespace, body)
-                if have != (role, ready):
-                    status = {
-                        "phase": "Running" if ready else "Pending",
-                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                    }
-                    try:
-                        await core.patch_namespaced_pod_status(name, pool.namespace, {"status": status})
-                        pool.pods[name] = (role, ready)
-                    except ApiException as err:
-                        log.warning("pod %s status: %s", name, err.reason)
-            for name in [n for n in pool.pods if n not in wanted]:
-                with contextlib.suppress(ApiException):
-                    await core.delete_namespaced_pod(name, pool.namespace, grace_period_seconds=0)
-                del pool.pods[name]
-            for role, deploy in pool.deployments.items():
-                active = fleet.active(role)
-                counts = (len(active), sum(1 for r in active if r.state is ReplicaState.READY))
-                if pool.status.get(role) != counts:
-                    body = {"status": {"replicas": counts[0], "readyReplicas": counts[1],
-                                       "availableReplicas": counts[1], "updatedReplicas": counts[0]}}
-                    try:
-                        await apps.patch_namespaced_deployment_status(deploy, pool.namespace, body)
-                        pool.status[role] = counts
-                    except ApiException as err:
-                        log.warning("deployment %s status: %s", deploy, err.reason)
+            for uid, rep in pool.by_pod.items():
+                if rep.state is not ReplicaState.READY or uid in pool.pod_ready:
+                    continue
+                asked = pool.ready_asked.get(uid)
+                if (asked is None or now - asked > 2.0) and self.kubelet.make_ready(uid):
+                    pool.ready_asked[uid] = now
+
+    async def _initial_pods(self, timeout_s: float = 120.0) -> None:
+        """Wait until each Deployment's initial Pods exist and are Ready (their replicas are warm)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._sync_ready()
+            waiting = {
+                f"{p.name}/{role.value}": (sum(1 for u, r in p.by_pod.items() if r.role is role and u in p.pod_ready),
+                                           n)
+                for p in self.pools.values() for role, n in p.desired.items()
+            }
+            if all(have >= n for have, n in waiting.values()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"initial Pods not Ready within {timeout_s:g} s (ready, wanted): {waiting}")
+            await asyncio.sleep(0.1)
 
     # -------------------------------------------------------------------------------- metrics
 
@@ -348,7 +375,11 @@ class FleetEmulator:
             "finished": self.done,
             "pools": {
                 p.name: {"sim_now_s": p.sim.now, "finished": p.sim.finished,
-                         "replicas": {r.value: p.sim.fleet.target(r) for r in p.deployments}}
+                         "replicas": {r.value: p.sim.fleet.target(r) for r in p.deployments},
+                         # every live Pod and the state of its replica (STARTING, READY)
+                         "pods": {p.pod_name(rep): rep.state.name for rep in p.by_pod.values()},
+                         "draining": [p.pod_name(r) for r in p.sim.fleet.replicas
+                                      if r.state is ReplicaState.DRAINING]}
                 for p in self.pools.values()
             },
         })
@@ -375,41 +406,55 @@ class FleetEmulator:
     # -------------------------------------------------------------------------------- life cycle
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set (or something fails); everything started is stopped on the way out."""
         await config.load_kube_config(config_file=self.cfg["kubeconfig"])
         self.api = client.ApiClient()
+        k = self.cfg["kubelet"]
+        # Readiness is ours (a Pod is Ready when its replica serves), hence the infinite cold start.
+        self.kubelet = KubeletStandIn(k["url"], k["token"], k["ca_file"], ready_after=math.inf)
+        self.kubelet.watch(self._on_pod)
+        serve = asyncio.create_task(self._serve(), name="serve")
+        stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
-            await self._read_pools()
-            app = web.Application()
-            app.router.add_get("/metrics/{pool}/{replica}", self._metrics)
-            app.router.add_get("/status", self._status)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, self.host, self.port)
-            await site.start()
-            addresses = self._runner.addresses
-            self.port = int(addresses[0][1])
-            await self._sync_cluster()
-            self._write_file_sd()
-            print(f"fleet emulator listening on http://{self.host}:{self.port}", flush=True)
-            self._tasks = [
-                asyncio.create_task(self._watch_deployments(), name="watch deployments"),
-                asyncio.create_task(self._run(), name="clock"),
-            ]
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([stopper, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            stopper.cancel()
+            done, _ = await asyncio.wait([stopper, serve], return_when=asyncio.FIRST_COMPLETED)
+            if serve in done:
+                serve.result()  # it only ends by failing
         finally:
-            for task in self._tasks:
+            for task in (serve, stopper, *self._tasks):
                 task.cancel()
-            for task in self._tasks:
+            for task in (serve, stopper, *self._tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if self._runner is not None:
                 await self._runner.cleanup()
+            await self.kubelet.stop()
             await self.api.close()
+
+    async def _serve(self) -> None:
+        assert self.kubelet is not None
+        await self._read_pools()
+        await self.kubelet.start()  # after the pools exist: its first list maps the initial Pods
+        await self._initial_pods()
+        app = web.Application()
+        app.router.add_get("/metrics/{pool}/{replica}", self._metrics)
+        app.router.add_get("/status", self._status)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self._write_file_sd()
+        print(f"fleet emulator listening on http://{self.host}:{self.port}", flush=True)
+        self._tasks = [
+            asyncio.create_task(self._watch_deployments(), name="watch deployments"),
+            asyncio.create_task(self._run(), name="clock"),
+        ]
+        await asyncio.gather(*self._tasks)
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def _json_default(obj: Any) -> Any:

@@ -1,12 +1,16 @@
 """The cluster in a box: every process of a closed loop on loopback, started and stopped together.
 
-:class:`Box` starts, in order: the emulated Kubernetes API server (``python -m tests.kubeemu``, with the
-project's CRD and the upstream InferencePool CRDs), the fleet emulator (``python -m e2e.fleet``: model servers
-driven by the digital twin), a real Prometheus (Debian's ``/usr/bin/prometheus``, ``file_sd`` over the fleet's
-replicas) and the real controller (``python -m autoscaler run``). It then applies the pools, their Deployments and
-the InferenceAutoscalers, records ``status`` as it changes, and — for an ``actuation: HPA`` autoscaler — plays the
-HPA controller (see :class:`HPAEmulator`). Every process is stopped on the way out, also on failure or Ctrl-C
-(SIGTERM, then SIGKILL after a grace period; each runs in its own process group).
+:class:`Box` starts, in order: the local control plane (:class:`localcluster.plane.ControlPlane`: upstream etcd,
+kube-apiserver and kube-controller-manager, with the project's CRD and the upstream InferencePool CRDs), a real
+Prometheus (Debian's ``/usr/bin/prometheus``, ``file_sd`` over the fleet's replicas), the real controller
+(``python -m autoscaler run``) and the fleet emulator (``python -m e2e.fleet``: model servers driven by the digital
+twin, and the kubelet of their Pods, which kube-controller-manager's Deployment and ReplicaSet controllers create
+and delete). It applies the pools and their Deployments before, the InferenceAutoscalers after the fleet, and records
+``status`` as it changes. For an ``actuation: HPA`` autoscaler it registers the shipped external metrics
+APIService (pointed at the controller on loopback) and the HorizontalPodAutoscalers of
+``manifests/examples/hpa-mode``: kube-controller-manager's own HPA controller scales that pool. Every process is
+stopped and every temporary directory removed on the way out, also on failure or Ctrl-C (SIGTERM, then SIGKILL
+after a grace period; each runs in its own process group, and the control plane's processes die with this one).
 
 Time mapping (``speed`` = S simulated seconds per wall second): every duration the controller or Prometheus
 uses is the simulated duration divided by S — control interval, rate window, scrape interval, cold start,
@@ -16,31 +20,40 @@ forecast horizon and season, behaviour windows and periods, the HPA sync period.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
-import math
 import os
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
 
+from localcluster.binaries import find as find_binaries
+from localcluster.client import Kube, wait_until
+from localcluster.crds import install_crds
+from localcluster.plane import ControlPlane, PlaneOptions
 from localcluster.procs import Proc, free_port, http_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = "/usr/bin/prometheus"
 NAMESPACE = "serving"
 IAS_API = "autoscaler.inference.dev/v1alpha1"
-HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
+CONTROLLER_NS = "inference-autoscaler-system"
+CONTROLLER_SA = "inference-autoscaler"
+METRICS_SERVICE = "inference-autoscaler-external-metrics"  # the shipped APIService's Service
+# The controller's namespace, ServiceAccount and RBAC as shipped (the external-metrics overlay adds delegated
+# authentication and authorization, the front-proxy ConfigMap reader and the HPA's read access).
+CONTROLLER_RBAC = ("manifests/base/namespace.yaml", "manifests/base/serviceaccount.yaml", "manifests/base/rbac.yaml",
+                   "manifests/overlays/external-metrics/rbac.yaml")
 
 
 def fmt_duration(seconds: float) -> str:
@@ -67,7 +80,7 @@ class Scenario:
         staleness_s: spec.metrics.staleness (simulated; the CRD's default 2 m).
         scale_down_window_s: behaviour.scaleDown.stabilizationWindow (simulated).
         season_s: forecast season (simulated).
-        hpa_sync_s: the emulated HPA controller's sync period (simulated; kube-controller-manager's 15 s).
+        hpa_sync_s: kube-controller-manager's HPA sync period (simulated; upstream's default 15 s).
         slo_ttft_s, slo_itl_s, percentile: the SLO.
         pools: pool name → actuation (``Direct`` or ``HPA``).
     """
@@ -158,72 +171,39 @@ class Scenario:
         return objs
 
 
-# --------------------------------------------------------------------------------------------- processes
-
-
 # --------------------------------------------------------------------------------------------- the HPA
 
 
-@dataclass
-class HPAEmulator:
-    """What kube-controller-manager's HPA controller does with one ``External`` metric, per role.
-
-    An HPA cannot run without kube-controller-manager, so this plays it: every ``sync_s`` wall seconds it reads
-    ``inference_autoscaler_desired_replicas{inferenceautoscaler=<name>,role=<role>}`` from the external metrics
-    API over TLS as the aggregator does (front-proxy client certificate, ``X-Remote-User`` of the HPA's service
-    account, which the server authorises by SubjectAccessReview), applies the HPA arithmetic for an
-    ``AverageValue`` target of 1 — ``usage = value / current``; no change while ``|usage − 1| ≤ tolerance``
-    (0.1); else ``desired = ceil(value / 1)`` clamped to [min, max] — and writes ``/scale``. The behaviour is the
-    one ``manifests/examples/hpa-mode`` sets (no stabilisation window, 100 % per period), i.e. none.
-    """
-
-    name: str
-    url: str
-    ssl_ctx: ssl.SSLContext
-    apps: Any
-    sync_s: float
-    min_replicas: int = 1
-    max_replicas: int = 8
-    tolerance: float = 0.1
-    reads: int = 0
-    errors: list[str] = field(default_factory=list)
-    actions: list[dict[str, Any]] = field(default_factory=list)
-
-    async def run(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            while True:
-                for role in ("prefill", "decode"):
-                    with contextlib.suppress(Exception):
-                        await self._sync(http, role)
-                await asyncio.sleep(self.sync_s)
-
-    async def _sync(self, http: aiohttp.ClientSession, role: str) -> None:
-        path = (f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/inference_autoscaler_desired_replicas"
-                f"?labelSelector=inferenceautoscaler%3D{self.name}%2Crole%3D{role}")
-        headers = {"X-Remote-User": HPA_USER, "X-Remote-Group": "system:serviceaccounts"}
-        async with http.get(self.url + path, ssl=self.ssl_ctx, headers=headers) as r:
-            body = await r.json()
-            if r.status != 200:
-                self.errors.append(f"{r.status} {body.get('message')}")
-                return
-        self.reads += 1
-        value = sum(_quantity(i["value"]) for i in body["items"])
-        deploy = f"{self.name}-{role}"
-        scale = await self.apps.read_namespaced_deployment_scale(deploy, NAMESPACE)
-        current = int(scale.spec.replicas or 0)
-        if current > 0 and abs(value / current - 1.0) <= self.tolerance:
-            return
-        desired = max(self.min_replicas, min(self.max_replicas, math.ceil(value - 1e-9)))
-        if desired != current:
-            await self.apps.patch_namespaced_deployment_scale(deploy, NAMESPACE, {"spec": {"replicas": desired}})
-            self.actions.append({"wall": time.time(), "role": role, "before": current, "after": desired})
+def hpa_objects(sc: Scenario) -> list[dict[str, Any]]:
+    """One HorizontalPodAutoscaler per role of each ``actuation: HPA`` pool, as ``manifests/examples/hpa-mode``
+    writes them (``External`` metric ``inference_autoscaler_desired_replicas``, ``AverageValue`` 1, no
+    stabilisation, 100 % per period), with the period in wall seconds (whole seconds, at least 1)."""
+    period = max(1, round(sc.wall(15.0)))
+    rule = {"stabilizationWindowSeconds": 0, "policies": [{"type": "Percent", "value": 100, "periodSeconds": period}]}
+    out: list[dict[str, Any]] = []
+    for pool, actuation in sc.pools:
+        if actuation != "HPA":
+            continue
+        for role in ("prefill", "decode"):
+            out.append({
+                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": f"{pool}-{role}", "namespace": NAMESPACE},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{pool}-{role}"},
+                    "minReplicas": 1, "maxReplicas": sc.max_replicas,
+                    "metrics": [{"type": "External", "external": {
+                        "metric": {"name": "inference_autoscaler_desired_replicas",
+                                   "selector": {"matchLabels": {"inferenceautoscaler": pool, "role": role}}},
+                        "target": {"type": "AverageValue", "averageValue": "1"}}}],
+                    "behavior": {"scaleUp": dict(rule), "scaleDown": dict(rule)},
+                },
+            })
+    return out
 
 
-def _quantity(text: str) -> float:
-    suffix = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
-    if text and text[-1] in suffix:
-        return float(text[:-1]) * suffix[text[-1]]
-    return float(text)
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 # --------------------------------------------------------------------------------------------- the box
@@ -245,8 +225,9 @@ class StatusRow:
 class Box:
     """The cluster in a box for one :class:`Scenario` (an async context manager).
 
-    Attributes after start: ``kubeconfig``, ``prometheus_url``, ``controller_metrics_url``, ``workdir``;
-    ``history`` (status changes), ``hpa`` (the emulated HPA per HPA-mode pool).
+    Attributes after start: ``plane`` (the :class:`ControlPlane`), ``kube`` (its admin client), ``kubeconfig``
+    (admin, for kubectl; the controller's own is ``controller.kubeconfig`` in the work directory),
+    ``prometheus_url``, ``controller_metrics_url``, ``workdir``; ``history`` (status changes).
     """
 
     def __init__(self, scenario: Scenario, *, workdir: Path | None = None,
@@ -259,11 +240,12 @@ class Box:
         self.procs: dict[str, Proc] = {}
         self.history: list[StatusRow] = []
         self.snapshots: list[tuple[float, str, dict[str, Any]]] = []  # (sim_t, pool, status) on every change
-        self.hpa: dict[str, HPAEmulator] = {}
         self.on_change = on_change
         self.wall0 = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._api: Any = None
+        self.plane: ControlPlane | None = None
+        self.kube: Kube | None = None
         self.prometheus_url = ""
         self.controller_metrics_url = ""
         self.fleet_url = ""
@@ -287,22 +269,14 @@ class Box:
     # -------------------------------------------------------------------------------- start
 
     async def start(self) -> None:
-        from tests.fixtures.pki import make_pki
-
-        py = sys.executable
-        env = {"PYTHONPATH": str(ROOT)}
+        """Start every process and apply the scenario's objects; the fleet's clock starts last."""
         sc = self.sc
-        pki = make_pki(self.workdir / "pki")
-        self.pki = pki
-        crds = [ROOT / "crds/autoscaler.inference.dev_inferenceautoscalers.yaml",
-                ROOT / "tests/kubeemu/crds/inference.networking.k8s.io_inferencepools.yaml",
-                ROOT / "tests/kubeemu/crds/inference.networking.x-k8s.io_inferencepools.yaml"]
-        argv = [py, "-m", "tests.kubeemu", "--port", "0", "--kubeconfig", str(self.kubeconfig),
-                "--no-default-crds", "--allow", f"{HPA_USER}:get:external.metrics.k8s.io:*"]
-        for c in crds:
-            argv += ["--crd", str(c)]
-        self.procs["kubeemu"] = Proc("kubeemu", argv, self.workdir, env)
-        await self.procs["kubeemu"].wait_for_line("kubeemu listening on", 30)
+        plane = self._start_plane()
+        assert plane.ca is not None
+        self.kube = Kube(plane.url, plane.admin_token, str(plane.ca.path))
+        install_crds(self.kube)
+        plane.kubeconfig(self.kubeconfig, namespace=NAMESPACE)
+        controller_kubeconfig = self._controller_identity(plane)
 
         from kubernetes_asyncio import client, config
 
@@ -310,27 +284,99 @@ class Box:
         self._api = client.ApiClient()
         self.apps = client.AppsV1Api(self._api)
         self.custom = client.CustomObjectsApi(self._api)
-        # The ConfigMap every cluster publishes for aggregated API servers (the front-proxy CA).
-        await client.CoreV1Api(self._api).create_namespaced_config_map("kube-system", {
-            "metadata": {"name": "extension-apiserver-authentication"},
-            "data": {"client-ca-file": pki.client_ca.pem.decode(),
-                     "requestheader-client-ca-file": pki.proxy_ca.pem.decode(),
-                     "requestheader-allowed-names": '["front-proxy-client"]',
-                     "requestheader-username-headers": '["X-Remote-User"]',
-                     "requestheader-group-headers": '["X-Remote-Group"]',
-                     "requestheader-extra-headers-prefix": '["X-Remote-Extra-"]'},
-        })
         prom_port = free_port()
         self.prometheus_url = f"http://127.0.0.1:{prom_port}"
         objs = sc.manifests(self.prometheus_url)
         ias_objs = [o for o in objs if o["kind"] == "InferenceAutoscaler"]
-        await self.apply([o for o in objs if o["kind"] != "InferenceAutoscaler"])
+        self.apply([o for o in objs if o["kind"] != "InferenceAutoscaler"])
 
-        # Fleet emulator.
+        mport, hport, eport = free_port(), free_port(), free_port()
+        self.controller_metrics_url = f"http://127.0.0.1:{mport}/metrics"
+        file_sd = self._write_fleet_config(plane)
+        await self._start_prometheus(prom_port, mport, file_sd)
+
+        # The external metrics API's serving certificate, from the cluster CA, for the name the aggregator checks
+        # (<service>.<namespace>.svc); the aggregator presents kube-apiserver's front-proxy client certificate,
+        # which the controller trusts through kube-system/extension-apiserver-authentication.
+        serving = plane.issue_serving_cert("external-metrics", ("localhost", "127.0.0.1",  # CN: ≤ 64 characters
+                                                                f"{METRICS_SERVICE}.{CONTROLLER_NS}.svc"))
+        env = {"PYTHONPATH": str(ROOT)}
+        self.procs["controller"] = Proc("controller", [
+            sys.executable, "-m", "autoscaler", "run", "--kubeconfig", str(controller_kubeconfig), "--log-format",
+            "console", "--metrics-host", "127.0.0.1", "--metrics-port", str(mport),
+            "--health-host", "127.0.0.1", "--health-port", str(hport),
+            "--external-metrics-host", "127.0.0.1", "--external-metrics-port", str(eport),
+            "--tls-cert-file", str(serving.cert), "--tls-key-file", str(serving.key),
+            "--lease-namespace", CONTROLLER_NS, "--time-scale", repr(sc.speed),
+            "--record-decisions", str(self.workdir / "decisions.jsonl")], self.workdir, env)
+        await http_ready(f"http://127.0.0.1:{hport}/readyz", 60, self.procs["controller"])
+
+        # The fleet starts the clock (t=0 of the trace segment) once the initial Pods are Ready.
+        self.procs["fleet"] = Proc("fleet", [sys.executable, "-m", "e2e.fleet", str(self.workdir / "fleet.json")],
+                                   self.workdir, env)
+        line = await self.procs["fleet"].wait_for_line("fleet emulator listening on", 180)
+        self.wall0 = time.time()
+        self.fleet_url = line.rsplit(" ", 1)[1]
+        self.apply(ias_objs)
+        if any(actuation == "HPA" for _, actuation in sc.pools):
+            self._register_external_metrics(eport)
+            self.apply(hpa_objects(sc))
+        self._tasks.append(asyncio.create_task(self._record(), name="status recorder"))
+
+    def _start_plane(self) -> ControlPlane:
+        """Start etcd, kube-apiserver and kube-controller-manager (blocking, on this thread on purpose: the
+        plane's children get SIGKILL when the thread that started them ends, so not from a worker thread).
+        The HPA controller syncs every ``hpa_sync_s`` simulated seconds."""
+        self.plane = ControlPlane(PlaneOptions(hpa_sync_period_s=self.sc.wall(self.sc.hpa_sync_s)))
+        self.plane.start()
+        return self.plane
+
+    def _register_external_metrics(self, port: int) -> None:
+        """The shipped ``v1beta1.external.metrics.k8s.io`` APIService, pointed at the controller on loopback.
+
+        Its Service is an ``ExternalName`` of ``localhost`` (there is no Pod network here; the aggregator
+        proxies to an ExternalName Service by name, at the APIService's port), and the aggregator verifies the
+        serving certificate against the cluster CA rather than skipping verification as the shipped one must.
+        Waits until the APIService is ``Available`` (the aggregator's discovery check passed)."""
+        assert self.kube is not None and self.plane is not None and self.plane.ca is not None
+        self.kube.apply({"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": METRICS_SERVICE, "namespace": CONTROLLER_NS},
+                         "spec": {"type": "ExternalName", "externalName": "localhost",
+                                  "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}}, manager="e2e")
+        apiservice = yaml.safe_load((ROOT / "manifests/overlays/external-metrics/apiservice.yaml").read_text())
+        spec = apiservice["spec"]
+        spec.pop("insecureSkipTLSVerify")
+        spec["caBundle"] = base64.b64encode(self.plane.ca.pem).decode()
+        spec["service"]["port"] = port
+        self.kube.apply(apiservice, manager="e2e")
+        wait_until(lambda: any(c["type"] == "Available" and c["status"] == "True" for c in (self.kube.get(
+            "apiregistration.k8s.io/v1", "APIService", apiservice["metadata"]["name"]).get("status") or {}).get(
+            "conditions") or []), what="the external metrics APIService Available", timeout_s=60)
+
+    def _controller_identity(self, plane: ControlPlane) -> Path:
+        """Apply the shipped RBAC (:data:`CONTROLLER_RBAC`) and write ``controller.kubeconfig`` with a token of the
+        controller's ServiceAccount (TokenRequest): the controller runs with exactly the rights a cluster gives it."""
+        assert self.kube is not None
+        for rel in CONTROLLER_RBAC:
+            for doc in yaml.safe_load_all((ROOT / rel).read_text()):
+                if doc:
+                    self.kube.apply(doc, manager="e2e")
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": 86400}}
+        answer = self.kube.request(
+            "POST", f"/api/v1/namespaces/{CONTROLLER_NS}/serviceaccounts/{CONTROLLER_SA}/token", request)
+        return plane.kubeconfig(self.workdir / "controller.kubeconfig", token=answer["status"]["token"],
+                                user=CONTROLLER_SA)
+
+    def _write_fleet_config(self, plane: ControlPlane) -> Path:
+        """``fleet.json`` (the kubelet stand-in talks to the apiserver with the admin token); the file_sd path."""
+        sc = self.sc
+        assert plane.ca is not None
         file_sd = self.workdir / "targets.json"
         file_sd.write_text("[]")
         fleet_cfg = {
             "kubeconfig": str(self.kubeconfig), "namespace": NAMESPACE, "speed": sc.speed,
+            "kubelet": {"url": plane.url, "token": plane.admin_token, "ca_file": str(plane.ca.path)},
             "file_sd": str(file_sd), "result": str(self.workdir / "result.json"), "profile": sc.profile,
             "trace": {"name": sc.trace, "start_s": sc.start_s, "end_s": sc.end_s, "rate_scale": sc.rate_scale},
             "slo": {"ttft_s": sc.slo_ttft_s, "itl_s": sc.slo_itl_s, "percentile": sc.percentile},
@@ -339,16 +385,17 @@ class Box:
                       for p, _ in sc.pools],
         }
         (self.workdir / "fleet.json").write_text(json.dumps(fleet_cfg, indent=1))
+        return file_sd
 
-        # Controller ports, then Prometheus (it scrapes the controller too), then the controller itself.
-        mport, hport, eport = free_port(), free_port(), free_port()
-        self.controller_metrics_url = f"http://127.0.0.1:{mport}/metrics"
-        scrape = fmt_duration(sc.wall(sc.scrape_interval_s))
+    async def _start_prometheus(self, port: int, controller_port: int, file_sd: Path) -> None:
+        """Prometheus scraping the fleet's replicas (file_sd) and the controller."""
+        scrape = fmt_duration(self.sc.wall(self.sc.scrape_interval_s))
         prom_cfg = {
             "global": {"scrape_interval": scrape, "scrape_timeout": scrape, "evaluation_interval": scrape},
             "scrape_configs": [
                 {"job_name": "model-servers", "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}]},
-                {"job_name": "inference-autoscaler", "static_configs": [{"targets": [f"127.0.0.1:{mport}"]}]},
+                {"job_name": "inference-autoscaler",
+                 "static_configs": [{"targets": [f"127.0.0.1:{controller_port}"]}]},
             ],
         }
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(prom_cfg))
@@ -356,49 +403,18 @@ class Box:
             raise RuntimeError(f"{PROMETHEUS} not installed (apt-get install -y --no-install-recommends prometheus)")
         self.procs["prometheus"] = Proc("prometheus", [
             PROMETHEUS, f"--config.file={self.workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn"], self.workdir)
         await http_ready(f"{self.prometheus_url}/-/ready", 30, self.procs["prometheus"])
 
-        self.procs["controller"] = Proc("controller", [
-            py, "-m", "autoscaler", "run", "--kubeconfig", str(self.kubeconfig), "--log-format", "console",
-            "--metrics-host", "127.0.0.1", "--metrics-port", str(mport),
-            "--health-host", "127.0.0.1", "--health-port", str(hport),
-            "--external-metrics-host", "127.0.0.1", "--external-metrics-port", str(eport),
-            "--tls-cert-file", str(pki.serving.cert), "--tls-key-file", str(pki.serving.key),
-            "--lease-namespace", NAMESPACE, "--time-scale", repr(sc.speed),
-            "--record-decisions", str(self.workdir / "decisions.jsonl")], self.workdir, env)
-        await http_ready(f"http://127.0.0.1:{hport}/readyz", 60, self.procs["controller"])
-
-        # The fleet starts the clock: t=0 of the trace segment.
-        self.procs["fleet"] = Proc("fleet", [py, "-m", "e2e.fleet", str(self.workdir / "fleet.json")],
-                                   self.workdir, env)
-        line = await self.procs["fleet"].wait_for_line("fleet emulator listening on", 60)
-        self.wall0 = time.time()
-        self.fleet_url = line.rsplit(" ", 1)[1]
-        await self.apply(ias_objs)
-
-        ctx = ssl.create_default_context(cafile=str(pki.serving_ca.path))
-        ctx.load_cert_chain(str(pki.proxy_client.cert), str(pki.proxy_client.key))
-        for pool, actuation in sc.pools:
-            if actuation == "HPA":
-                self.hpa[pool] = HPAEmulator(pool, f"https://127.0.0.1:{eport}", ctx, self.apps,
-                                             sc.wall(sc.hpa_sync_s), max_replicas=sc.max_replicas)
-                self._tasks.append(asyncio.create_task(self.hpa[pool].run(), name=f"hpa {pool}"))
-        self._tasks.append(asyncio.create_task(self._record(), name="status recorder"))
-
-    async def apply(self, objs: list[dict[str, Any]]) -> None:
-        """Create objects (namespace, pool, Deployments, InferenceAutoscalers) through the API."""
-        from kubernetes_asyncio import client, utils
-
+    def apply(self, objs: list[dict[str, Any]]) -> None:
+        """Create objects (namespace, pools, Deployments, InferenceAutoscalers) through the API."""
+        assert self.kube is not None
         for obj in objs:
-            if obj["kind"] in ("InferencePool", "InferenceAutoscaler"):
-                group, version = obj["apiVersion"].split("/")
-                plural = "inferencepools" if obj["kind"] == "InferencePool" else "inferenceautoscalers"
-                await self.custom.create_namespaced_custom_object(group, version, NAMESPACE, plural, obj)
+            if obj["kind"] == "Namespace":
+                self.kube.ensure_namespace(obj["metadata"]["name"])  # waits for its default ServiceAccount
             else:
-                await utils.create_from_dict(self._api, obj)
-        del client
+                self.kube.create(obj)
 
     # -------------------------------------------------------------------------------- observe
 
@@ -425,8 +441,9 @@ class Box:
             await asyncio.sleep(0.25)
 
     async def fleet_status(self) -> dict[str, Any]:
+        """The fleet's ``GET /status`` (simulated time, progress, Pods and their replicas' states)."""
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http,
             http.get(f"{self.fleet_url}/status") as r,
         ):
             data: dict[str, Any] = await r.json()
@@ -436,14 +453,59 @@ class Box:
         """Wait until every pool's segment is served; returns the fleet's ground truth (``result.json``)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for name, proc in self.procs.items():
+            plane_procs = self.plane.procs if self.plane is not None else {}
+            for name, proc in {**plane_procs, **self.procs}.items():
                 if not proc.alive():
                     raise RuntimeError(f"{name} exited early:\n{proc.log_text()[-3000:]}")
-            if (await self.fleet_status())["finished"]:
+            try:
+                finished = (await self.fleet_status())["finished"]
+            except (TimeoutError, aiohttp.ClientError) as err:
+                # A starved fleet (a shared, loaded machine) may answer late; only its exit is fatal (above).
+                print(f"fleet status: {err!r}; asking again", flush=True)
+                finished = False
+            if finished:
                 self.result = json.loads((self.workdir / "result.json").read_text())
                 return self.result
             await asyncio.sleep(0.5)
         raise TimeoutError(f"the trace segment was not served within {timeout_s}s")
+
+    async def replica_view(self) -> dict[str, dict[str, Any]]:
+        """Per pool, the same replicas three ways, at one moment: the live Pods on the API server (name → Ready),
+        the fleet's Pod ↔ replica map (name → replica state) and draining replicas, and the ``pod`` labels of
+        the targets Prometheus scrapes (serving replicas, draining ones included)."""
+        assert self.kube is not None
+        fleet = (await self.fleet_status())["pools"]
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(f"{self.prometheus_url}/api/v1/targets?state=active") as r,
+        ):
+            targets = (await r.json())["data"]["activeTargets"]
+        out: dict[str, dict[str, Any]] = {}
+        for pool, _ in self.sc.pools:
+            pods = self.kube.list_objects("v1", "Pod", NAMESPACE, label_selector=f"app={pool}")
+            out[pool] = {
+                "api": {p["metadata"]["name"]: _pod_ready(p) for p in pods
+                        if not p["metadata"].get("deletionTimestamp")},
+                "fleet": fleet[pool]["pods"],
+                "draining": fleet[pool]["draining"],
+                "scraped": sorted(t["labels"]["pod"] for t in targets if t["labels"].get("job") == "model-servers"
+                                  and t["labels"].get("pod", "").startswith((f"{pool}-prefill-", f"{pool}-decode-"))),
+                "deployments": {role: f"{pool}-{role}" for role in ("prefill", "decode")},
+                "spec": {role: int(self.kube.get("apps/v1", "Deployment", f"{pool}-{role}", NAMESPACE)["spec"]
+                                   ["replicas"]) for role in ("prefill", "decode")},
+            }
+        return out
+
+    def hpa_view(self, pool: str) -> dict[str, Any]:
+        """The pool's HorizontalPodAutoscalers (``objects``: name → object) and the core Events about them."""
+        assert self.kube is not None
+        names = {f"{pool}-{role}" for role in ("prefill", "decode")}
+        objs = {o["metadata"]["name"]: o for o in self.kube.list_objects(
+            "autoscaling/v2", "HorizontalPodAutoscaler", NAMESPACE) if o["metadata"]["name"] in names}
+        events = [e for e in self.kube.list_objects("v1", "Event", NAMESPACE)
+                  if e["involvedObject"].get("kind") == "HorizontalPodAutoscaler"
+                  and e["involvedObject"].get("name") in names]
+        return {"objects": objs, "events": events}
 
     async def events(self, name: str) -> list[dict[str, Any]]:
         """events.k8s.io/v1 Events about InferenceAutoscaler ``name``."""
@@ -466,8 +528,9 @@ class Box:
             return await r.text()
 
     def kubectl_get_ias(self) -> str:
-        """``kubectl get ias -n serving`` against the box (needs kubectl on PATH)."""
-        out = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", "ias", "-n", NAMESPACE],
+        """``kubectl get ias -n serving`` against the box, with the control plane's own (pinned) kubectl."""
+        kubectl = str(find_binaries().kubectl)
+        out = subprocess.run([kubectl, "--kubeconfig", str(self.kubeconfig), "get", "ias", "-n", NAMESPACE],
                              capture_output=True, text=True, timeout=30, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"kubectl get ias failed: {out.stderr.strip()}")
@@ -476,7 +539,8 @@ class Box:
     # -------------------------------------------------------------------------------- stop
 
     async def stop(self) -> None:
-        """Stop everything started, newest first; keeps the work directory only when ``E2E_KEEP`` is set."""
+        """Stop everything started, newest first, the control plane last (its directory goes with it); keeps the
+        work directory only when ``E2E_KEEP`` is set (then with the plane's logs in ``cluster/``)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -487,9 +551,21 @@ class Box:
             await self._api.close()
             self._api = None
         self.exit_codes = {}
-        for name in ("controller", "fleet", "prometheus", "kubeemu"):
+        for name in ("controller", "fleet", "prometheus"):
             proc = self.procs.get(name)
             if proc is not None:
                 self.exit_codes[name] = proc.stop()
-        if self._own_dir and not os.environ.get("E2E_KEEP"):
+        if self.kube is not None:
+            self.kube.close()
+            self.kube = None
+        keep = bool(os.environ.get("E2E_KEEP"))
+        if self.plane is not None:
+            if keep:
+                logs = self.workdir / "cluster"
+                logs.mkdir(exist_ok=True)
+                for log in self.plane.workdir.glob("*.log"):
+                    shutil.copy(log, logs / log.name)
+            self.plane.stop()
+            self.plane = None
+        if self._own_dir and not keep:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -10,6 +10,10 @@ above it see, the way KWOK's default pod stages do:
 The cold start is, in order of precedence: the Pod annotation ``localcluster.dev/ready-after`` (seconds), a
 rule set with :meth:`KubeletStandIn.set_ready_after` for a namespace and Pod-name prefix, the default. A
 :meth:`KubeletStandIn.pause`\\ d stand-in binds nothing and readies nothing until :meth:`KubeletStandIn.resume`.
+
+A cold start of ``math.inf`` leaves readiness to the caller: such a Pod becomes Ready only through
+:meth:`KubeletStandIn.make_ready` (the e2e fleet does that when its simulated model server starts serving), and
+:meth:`KubeletStandIn.watch` tells the caller about every Pod the stand-in sees.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import datetime as dt
 import itertools
 import json
 import logging
+import math
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +72,7 @@ class KubeletStandIn:
         self._paused = False
         self._ips = (f"10.244.{i // 250}.{i % 250 + 2}" for i in itertools.count())
         self._inflight: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[dict[str, Any], bool], None]] = []
         self.readied = 0
 
     # ------------------------------------------------------------------------------------------ controls
@@ -81,6 +88,23 @@ class KubeletStandIn:
             self._rules.insert(0, _Rule(namespace, prefix, seconds))
         for pod in list(self._pods.values()):
             self._schedule(pod)
+
+    def watch(self, callback: Callable[[dict[str, Any], bool], None]) -> None:
+        """Call ``callback(pod, gone)`` on the event loop for every Pod the stand-in handles: with the latest
+        object each time it is seen (``gone`` False; also on every relist), and once when it is gone (True)."""
+        self._listeners.append(callback)
+
+    def make_ready(self, uid: str) -> bool:
+        """Make the Pod with ``uid`` Running and Ready now, whatever its cold start; False (nothing done) when it
+        is unknown, not bound yet, terminating, or the stand-in is paused."""
+        pod = self._pods.get(uid)
+        if pod is None or self._paused or not pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+            return False
+        handle = self._timers.pop(uid, None)
+        if handle is not None:
+            handle.cancel()
+        self._spawn(self._make_ready(pod))
+        return True
 
     def pause(self) -> None:
         """Stop binding and readying Pods (terminating ones are still removed)."""
@@ -160,6 +184,7 @@ class KubeletStandIn:
         self._pods[uid] = pod
         loop = asyncio.get_running_loop()
         self._seen.setdefault(uid, loop.time())
+        self._notify(pod, False)
         if pod["metadata"].get("deletionTimestamp"):
             self._spawn(self._delete(pod))
         elif self._paused:
@@ -173,9 +198,11 @@ class KubeletStandIn:
         uid = pod["metadata"]["uid"]
         if uid in self._timers or _ready(pod) or not pod["spec"].get("nodeName") or self._paused:
             return
+        delay = self._ready_after(pod)
+        if math.isinf(delay):
+            return  # readiness is the caller's (make_ready)
         loop = asyncio.get_running_loop()
-        at = self._seen.get(uid, loop.time()) + self._ready_after(pod)
-        self._timers[uid] = loop.call_at(at, self._fire, uid)
+        self._timers[uid] = loop.call_at(self._seen.get(uid, loop.time()) + delay, self._fire, uid)
 
     def _fire(self, uid: str) -> None:
         self._timers.pop(uid, None)
@@ -184,11 +211,20 @@ class KubeletStandIn:
             self._spawn(self._make_ready(pod))
 
     def _forget(self, uid: str) -> None:
-        self._pods.pop(uid, None)
+        pod = self._pods.pop(uid, None)
         self._seen.pop(uid, None)
         handle = self._timers.pop(uid, None)
         if handle is not None:
             handle.cancel()
+        if pod is not None:
+            self._notify(pod, True)
+
+    def _notify(self, pod: dict[str, Any], gone: bool) -> None:
+        for callback in self._listeners:
+            try:
+                callback(pod, gone)
+            except Exception:  # a listener's bug must not stop the stand-in's watch
+                log.exception("kubelet stand-in: pod listener failed")
 
     def _ready_after(self, pod: dict[str, Any]) -> float:
         md = pod["metadata"]

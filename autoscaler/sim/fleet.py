@@ -350,6 +350,18 @@ class Fleet:
                     self._drain(rep, t)
         return delta
 
+    def remove(self, rep: Replica, t: float) -> None:
+        """Take this replica away at ``t`` (its Pod was deleted): a cold start is cancelled, a ready one drains.
+
+        :meth:`scale_to` chooses which replicas go; this is for a caller that is told which one went.
+        """
+        if rep.state is ReplicaState.STARTING:
+            rep.state = ReplicaState.GONE
+            rep.gone_t = t
+        elif rep.state is ReplicaState.READY:
+            self._drain(rep, t)
+        self._target[rep.role] = len(self.active(rep.role))
+
     def _make_ready(self, rep: Replica, t: float) -> None:
         rep.state = ReplicaState.READY
         rep.ready_t = t
