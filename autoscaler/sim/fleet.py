@@ -329,38 +329,26 @@ class Fleet:
         current = self.active(role)
         self._target[role] = desired
         delta = desired - len(current)
-        if delta > 0:
-            for _ in range(delta):
-                self.add_replica(role, t)
-        elif delta < 0:
-            remove = -delta
-            starting = sorted(
-                (r for r in current if r.state is ReplicaState.STARTING), key=lambda r: -r.requested_t
-            )
-            for rep in starting[:remove]:
-                rep.state = ReplicaState.GONE
-                rep.gone_t = t
-                remove -= 1
-            if remove:
-                ready = sorted(
-                    (r for r in current if r.state is ReplicaState.READY),
-                    key=lambda r: (r.outstanding, -r.requested_t, -r.uid),
-                )
-                for rep in ready[:remove]:
-                    self._drain(rep, t)
+        for _ in range(max(0, delta)):
+            self.add_replica(role, t)
+        starting = sorted((r for r in current if r.state is ReplicaState.STARTING), key=lambda r: -r.requested_t)
+        ready = sorted((r for r in current if r.state is ReplicaState.READY),
+                       key=lambda r: (r.outstanding, -r.requested_t, -r.uid))
+        for rep in (starting + ready)[: max(0, -delta)]:
+            self._take_away(rep, t)
         return delta
 
     def remove(self, rep: Replica, t: float) -> None:
         """Take this replica away at ``t`` (its Pod was deleted): a cold start is cancelled, a ready one drains.
+        :meth:`scale_to` chooses which replicas go; this is for a caller that is told which one went."""
+        self._take_away(rep, t)
+        self._target[rep.role] = len(self.active(rep.role))
 
-        :meth:`scale_to` chooses which replicas go; this is for a caller that is told which one went.
-        """
+    def _take_away(self, rep: Replica, t: float) -> None:
         if rep.state is ReplicaState.STARTING:
-            rep.state = ReplicaState.GONE
-            rep.gone_t = t
+            rep.state, rep.gone_t = ReplicaState.GONE, t
         elif rep.state is ReplicaState.READY:
             self._drain(rep, t)
-        self._target[rep.role] = len(self.active(rep.role))
 
     def _make_ready(self, rep: Replica, t: float) -> None:
         rep.state = ReplicaState.READY
