@@ -9,7 +9,7 @@ How it works (details and the PromQL in docs/metrics.md):
 2. Results come back per pod (``sum by (namespace, pod[, le])``) and are joined to pools and roles in Python
    through :attr:`PoolQuery.pods_by_role` (pod names from the API server). Percentiles are computed here
    from the role's summed bucket rates with Prometheus's own ``histogram_quantile`` rules
-   (:func:`autoscaler.adapters.promql.bucket_quantile`), which is what
+   (:func:`autoscaler.core.histogram.histogram_quantile`), which is what
    ``histogram_quantile(q, sum by (le) (rate(x_bucket{pod=~"<role pods>"}[w])))`` would return.
 3. Data quality becomes flags, never zeros: no series → ``Missing``; NaN/±Inf → ``NotFinite``; several
    series for one pod and signal that differ only in scrape identity → ``Duplicate``; newest sample older
@@ -45,12 +45,12 @@ from urllib3.util.retry import Retry
 
 from autoscaler.adapters.engines import SIGNAL_KIND, EngineMetrics, Signal, SignalKind, engine_metrics
 from autoscaler.adapters.promql import (
-    bucket_quantile,
     check_label_name,
     name_matcher,
     regex_alternation,
     string_literal,
 )
+from autoscaler.core.histogram import histogram_quantile
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
 from autoscaler.errors import AutoscalerError, InputError, PermanentError, TemporaryError
 from autoscaler.ports import PoolQuery
@@ -780,7 +780,7 @@ def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodD
             # The +Inf bucket's rate is rate(<ttft>_count): first tokens per second.
             values["arrival_rate"] = finite("arrival_rate", summed.get(math.inf, 0.0))
         quantile = q.percentiles.get(sig.value, settings.default_percentile)
-        values[sig.value] = finite(sig.value, bucket_quantile(quantile, sorted(summed.items())))
+        values[sig.value] = finite(sig.value, histogram_quantile(quantile, summed.items()))
 
     if not_finite:
         flags.add(DataFlag.NOT_FINITE)
