@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -46,6 +45,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from autoscaler.core.types import Role
 from autoscaler.errors import PermanentError, TemporaryError
 from autoscaler.ports import RoleTarget, ScaleState
+from autoscaler.retry import Backoff, RetryCallState, equal_jitter, retrying, stop_after_attempt
 
 __all__ = [
     "MERGE_PATCH",
@@ -102,25 +102,6 @@ class ResolutionError(PermanentError):
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
         super().__init__(message)
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with equal jitter: ``uniform(c/2, c)`` seconds, ``c = min(cap, base * 2**attempt)``."""
-
-    base: float = 0.2
-    cap: float = 30.0
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        """The next delay, seconds; grows until :meth:`reset`."""
-        ceiling = min(self.cap, self.base * (2 ** min(self.attempt, 20)))
-        self.attempt += 1
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        """Start again from ``base`` after a success."""
-        self.attempt = 0
 
 
 # --------------------------------------------------------------------------------------- request building
@@ -324,6 +305,28 @@ async def new_api_client(kubeconfig: str | None = None, context: str | None = No
         raise PermanentError(f"cannot load Kubernetes client configuration: {err}") from None
 
 
+_SEND_BACKOFF = equal_jitter(base=0.1, cap=2.0)
+# a 409 on a status merge patch (admission webhooks, injected faults) passes within a few hundred ms
+_CONFLICT_WAIT = equal_jitter(base=0.075, cap=0.3)
+
+
+def _transient(err: BaseException) -> bool:
+    """Worth another attempt of the same request: a temporary failure other than 409 and 410 (which need a
+    re-read or a re-list first)."""
+    return isinstance(err, TemporaryError) and not isinstance(err, (ConflictError, GoneError))
+
+
+def _conflict(err: BaseException) -> bool:
+    return isinstance(err, ConflictError)
+
+
+def _send_wait(state: RetryCallState) -> float:
+    """The backoff, or the server's ``Retry-After`` (the error's delay) when that is shorter (seconds)."""
+    err = state.outcome.exception() if state.outcome is not None else None
+    delay = _SEND_BACKOFF(state)
+    return min(err.delay, delay) if isinstance(err, TemporaryError) else delay
+
+
 def _status_message(body: bytes | str) -> str:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
@@ -425,16 +428,9 @@ class KubeTransport:
 
     async def send(self, request: Request) -> Any:
         """Send, retrying 429/5xx/timeouts with backoff and jitter (409/404/410/4xx are raised at once)."""
-        backoff = Backoff(base=0.1, cap=2.0)
-        for attempt in range(self.retries):
-            try:
+        async for attempt in retrying(stop=stop_after_attempt(self.retries), wait=_send_wait, retry_on=_transient):
+            with attempt:
                 return await self.send_once(request)
-            except (ConflictError, GoneError):
-                raise
-            except TemporaryError as err:
-                if attempt == self.retries - 1:
-                    raise
-                await asyncio.sleep(min(err.delay, backoff.next_delay()))
         raise AssertionError("unreachable")
 
     async def stream(self, request: Request, read_timeout_s: float) -> AsyncIterator[dict[str, Any]]:
@@ -1045,16 +1041,11 @@ class StatusWriter:
         if not patch:
             return False
         reply: Any = None
-        for attempt in range(5):
-            if not gate():
-                return False
-            try:
+        async for attempt in retrying(stop=stop_after_attempt(5), wait=_CONFLICT_WAIT, retry_on=_conflict):
+            with attempt:
+                if not gate():
+                    return False
                 reply = await self.transport.send(status_patch_request(self.rtype, namespace, name, patch))
-                break
-            except ConflictError:
-                if attempt == 4:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1) * random.uniform(0.5, 1.5))
         self.writes += 1
         rv = _rv_int(str(((reply or {}).get("metadata") or {}).get("resourceVersion", "")))
         self._last[key] = (json.loads(json.dumps(dict(desired))), rv)

@@ -54,6 +54,7 @@ from autoscaler.core.histogram import histogram_quantile
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
 from autoscaler.errors import AutoscalerError, InputError, PermanentError, TemporaryError
 from autoscaler.ports import PoolQuery
+from autoscaler.retry import full_jitter, retrying, stop_after_attempt
 
 __all__ = [
     "History",
@@ -315,6 +316,7 @@ class PrometheusMetricsSource:
         self._sem = asyncio.Semaphore(settings.max_concurrency)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._backoff = full_jitter(settings.retry_backoff_s, rng=self._rng)
         self._closed = False
         # key → role → pod → Unix time it was last listed in a PoolQuery (see _remember).
         self._listed: dict[str, dict[Role, dict[str, float]]] = {}
@@ -370,25 +372,20 @@ class PrometheusMetricsSource:
             raise PermanentError("the Prometheus metrics source is closed")
         self.stats.queries += 1
         loop = asyncio.get_running_loop()
-        attempt = 0
-        while True:
-            try:
-                async with self._sem:
-                    self.stats.attempts += 1
-                    return await loop.run_in_executor(self._executor, self._call_sync, fn)
-            except _Timeout:
-                self.stats.failures += 1
-                raise
-            except TemporaryError:
-                if attempt >= self.settings.retries:
-                    self.stats.failures += 1
-                    raise
-                delay = self._rng.uniform(0, self.settings.retry_backoff_s * 2**attempt)
-                attempt += 1
-                await self._sleep(delay)
-            except AutoscalerError:
-                self.stats.failures += 1
-                raise
+        attempts = retrying(
+            stop=stop_after_attempt(self.settings.retries + 1), wait=self._backoff, retry_on=_retryable,
+            sleep=self._sleep,
+        )
+        try:
+            async for attempt in attempts:
+                with attempt:
+                    async with self._sem:
+                        self.stats.attempts += 1
+                        return await loop.run_in_executor(self._executor, self._call_sync, fn)
+        except AutoscalerError:
+            self.stats.failures += 1
+            raise
+        raise AssertionError("unreachable")
 
     async def query(self, promql: str, at: float) -> Any:
         """One instant query at ``at`` (Unix seconds); returns the ``data.result`` list."""
@@ -519,6 +516,11 @@ class PrometheusMetricsSource:
 
 class _Timeout(TemporaryError):
     """A request ran past the deadline; not retried within the tick."""
+
+
+def _retryable(err: BaseException) -> bool:
+    """Connection errors and 5xx replies; not timeouts (the tick's deadline) nor 4xx or malformed replies."""
+    return isinstance(err, TemporaryError) and not isinstance(err, _Timeout)
 
 
 def _short(exc: BaseException) -> str:

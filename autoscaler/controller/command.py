@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from autoscaler.adapters.apiserver_auth import KubeDelegatedAuth, read_authentication_configmap
 from autoscaler.adapters.board import MemoryDecisionBoard
 from autoscaler.adapters.exporter import Exporter
-from autoscaler.adapters.kube import Backoff, KubeTransport, new_api_client
+from autoscaler.adapters.kube import KubeTransport, new_api_client
 from autoscaler.adapters.metrics_api import MetricsAPIServer
 from autoscaler.adapters.prometheus import PrometheusMetricsSource, PrometheusSettings
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec
@@ -33,6 +33,7 @@ from autoscaler.core.types import Decision, Observation, Policy
 from autoscaler.errors import InputError, PermanentError, TemporaryError
 from autoscaler.log import configure_logging
 from autoscaler.ports import DecisionBoard, MetricsSource
+from autoscaler.retry import Backoff
 from autoscaler.settings import ControllerSettings
 
 __all__ = [

@@ -23,7 +23,6 @@ import structlog
 from aiohttp import web
 
 from autoscaler.adapters.kube import (
-    Backoff,
     EventRecorder,
     Informer,
     KubeFleet,
@@ -38,6 +37,7 @@ from autoscaler.controller.reconciler import MetricsBatcher, Reconciler, SourceF
 from autoscaler.core.types import Policy
 from autoscaler.errors import PermanentError, TemporaryError
 from autoscaler.ports import Clock, DecisionBoard
+from autoscaler.retry import Backoff
 from autoscaler.settings import ControllerSettings
 
 __all__ = ["ERROR_KINDS", "IAS_TYPE", "Controller", "HealthServer", "Instruments", "ReconcileStats"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +41,7 @@ from autoscaler.ports import (
     RoleTarget,
     ScaleState,
 )
+from autoscaler.retry import equal_jitter, retrying, stop_after_attempt
 
 __all__ = [
     "CONDITION_TYPES",
@@ -71,6 +71,12 @@ _WARNING = {
     ("BudgetLimited", "True"),
 }
 _LIMITING = {ReasonCode.AT_MAX, ReasonCode.AT_MIN, ReasonCode.RATE_LIMITED, ReasonCode.STABILIZED}
+# pauses between the five attempts of a scale patch that met a 409, seconds
+_CONFLICT_WAIT = equal_jitter(base=0.03, cap=0.5)
+
+
+def _conflict(err: BaseException) -> bool:
+    return isinstance(err, ConflictError)
 
 
 class SystemClock:
@@ -570,16 +576,11 @@ class Reconciler:
         return applied
 
     async def _set_replicas(self, target: RoleTarget, replicas: int) -> None:
-        for attempt in range(5):
-            try:
+        # A merge patch without resourceVersion only conflicts transiently (admission, injected faults): the
+        # patch is re-derived from the level, so sending it again is safe.
+        async for attempt in retrying(stop=stop_after_attempt(5), wait=_CONFLICT_WAIT, retry_on=_conflict):
+            with attempt:
                 await self.fleet.set_replicas(target, replicas)
-                return
-            except ConflictError:
-                # A merge patch without resourceVersion only conflicts transiently (admission, injected
-                # faults): the patch is re-derived from the level, so sending it again is safe.
-                if attempt == 4:
-                    raise
-                await asyncio.sleep(0.02 * (2**attempt) * random.uniform(0.5, 1.5))
 
     # -- status assembly
 
