@@ -18,6 +18,7 @@ __all__ = [
     "DecisionBoard",
     "DecisionRecord",
     "FleetReader",
+    "LeaseRecord",
     "MetricsSource",
     "PoolQuery",
     "RoleTarget",
@@ -116,6 +117,18 @@ class FleetReader(Protocol):
     async def pods(self, target: RoleTarget) -> Sequence[tuple[str, bool]]:
         """``(pod name, ready)`` for each pod of ``target``."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """The parts of a Lease's spec that the election reads, and its resourceVersion."""
+
+    holder: str
+    duration_s: int
+    acquire_time: str
+    renew_time: str
+    transitions: int
+    resource_version: str
 
 
 class Clock(Protocol):

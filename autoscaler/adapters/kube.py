@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -42,9 +41,17 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from autoscaler.api.times import parse_rfc3339, rfc3339, rfc3339_micro
 from autoscaler.core.types import Role
-from autoscaler.errors import PermanentError, TemporaryError
-from autoscaler.ports import RoleTarget, ScaleState
+from autoscaler.errors import (
+    ConflictError,
+    GoneError,
+    NotFoundError,
+    PermanentError,
+    ResolutionError,
+    TemporaryError,
+)
+from autoscaler.ports import LeaseRecord, RoleTarget, ScaleState
 from autoscaler.retry import Backoff, RetryCallState, equal_jitter, retrying, stop_after_attempt
 
 __all__ = [
@@ -69,6 +76,7 @@ __all__ = [
     "merge_patch_diff",
     "new_api_client",
     "object_path",
+    "parse_rfc3339",
     "rfc3339",
     "rfc3339_micro",
 ]
@@ -80,28 +88,8 @@ JSON = "application/json"
 # ------------------------------------------------------------------------------------------------ errors
 
 
-class ConflictError(TemporaryError):
-    """409: the object changed since it was read (stale resourceVersion). Re-read and retry."""
-
-
-class NotFoundError(PermanentError):
-    """404: the named object (or its API) does not exist."""
-
-
-class GoneError(TemporaryError):
-    """410: the resourceVersion is too old to resume from; re-list."""
-
-
-class ResolutionError(PermanentError):
-    """A role's target could not be resolved to exactly one workload.
-
-    Attributes:
-        reason: CamelCase condition reason: PoolNotFound, TargetNotFound, AmbiguousTarget, UnsupportedTarget.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(message)
+# ConflictError, NotFoundError, GoneError and ResolutionError are part of the project's error tree
+# (autoscaler.errors): the controller handles them through the ports without importing this module.
 
 
 # --------------------------------------------------------------------------------------- request building
@@ -263,21 +251,6 @@ def merge_patch_diff(old: Any, new: Any) -> Any:
             else:
                 patch[key] = value
     return patch
-
-
-def rfc3339(ts: float) -> str:
-    """Unix seconds as RFC 3339 with second precision (``metav1.Time``)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339_micro(ts: float) -> str:
-    """Unix seconds as RFC 3339 with microseconds (``metav1.MicroTime``)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_rfc3339(text: str) -> float:
-    """Unix seconds of an RFC 3339 timestamp (with or without fractional seconds)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 # ------------------------------------------------------------------------------------------------ transport
@@ -1166,18 +1139,6 @@ class EventRecorder:
 
 
 # -------------------------------------------------------------------------------------------------- lease
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRecord:
-    """The parts of a Lease's spec that the election reads, and its resourceVersion."""
-
-    holder: str
-    duration_s: int
-    acquire_time: str
-    renew_time: str
-    transitions: int
-    resource_version: str
 
 
 def _lease_record(obj: Mapping[str, Any]) -> LeaseRecord:
