@@ -44,12 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from urllib3.util.retry import Retry
 
 from autoscaler.adapters.engines import SIGNAL_KIND, EngineMetrics, Signal, SignalKind, engine_metrics
-from autoscaler.adapters.promql import (
-    check_label_name,
-    name_matcher,
-    regex_alternation,
-    string_literal,
-)
+from autoscaler.adapters.promql import check_label_name, name_matcher, regex_alternation, string_literal
 from autoscaler.core.histogram import histogram_quantile
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
 from autoscaler.errors import AutoscalerError, InputError, PermanentError, TemporaryError
@@ -372,9 +367,10 @@ class PrometheusMetricsSource:
             raise PermanentError("the Prometheus metrics source is closed")
         self.stats.queries += 1
         loop = asyncio.get_running_loop()
+        # connection errors and 5xx are retried; timeouts (the tick's deadline), 4xx and bad replies are not
         attempts = retrying(
-            stop=stop_after_attempt(self.settings.retries + 1), wait=self._backoff, retry_on=_retryable,
-            sleep=self._sleep,
+            stop=stop_after_attempt(self.settings.retries + 1), wait=self._backoff, sleep=self._sleep,
+            retry_on=lambda err: isinstance(err, TemporaryError) and not isinstance(err, _Timeout),
         )
         try:
             async for attempt in attempts:
@@ -517,10 +513,6 @@ class PrometheusMetricsSource:
 class _Timeout(TemporaryError):
     """A request ran past the deadline; not retried within the tick."""
 
-
-def _retryable(err: BaseException) -> bool:
-    """Connection errors and 5xx replies; not timeouts (the tick's deadline) nor 4xx or malformed replies."""
-    return isinstance(err, TemporaryError) and not isinstance(err, _Timeout)
 
 
 def _short(exc: BaseException) -> str:

@@ -14,16 +14,7 @@ from typing import Any
 
 import structlog
 
-from autoscaler.adapters.kube import (
-    ConflictError,
-    EventRecorder,
-    Informer,
-    KubeFleet,
-    NotFoundError,
-    ResolutionError,
-    StatusWriter,
-    rfc3339,
-)
+from autoscaler.api.times import rfc3339
 from autoscaler.api.v1alpha1 import (
     Actuation,
     InferenceAutoscalerSpec,
@@ -31,15 +22,19 @@ from autoscaler.api.v1alpha1 import (
     parse_spec_from_cluster,
 )
 from autoscaler.core.types import DataFlag, Decision, Observation, Policy, ReasonCode, Role, RoleObservation
-from autoscaler.errors import InvalidSpecError, PermanentError
+from autoscaler.errors import ConflictError, InvalidSpecError, NotFoundError, PermanentError, ResolutionError
 from autoscaler.ports import (
     Clock,
     DecisionBoard,
     DecisionRecord,
+    EventSink,
+    Fleet,
     MetricsSource,
+    ObjectCache,
     PoolQuery,
     RoleTarget,
     ScaleState,
+    StatusSink,
 )
 from autoscaler.retry import equal_jitter, retrying, stop_after_attempt
 
@@ -284,10 +279,10 @@ class Reconciler:
     def __init__(
         self,
         *,
-        ias: Informer,
-        fleet: KubeFleet,
-        status: StatusWriter,
-        events: EventRecorder,
+        ias: ObjectCache,
+        fleet: Fleet,
+        status: StatusSink,
+        events: EventSink,
         metrics: MetricsBatcher,
         policy: Policy[InferenceAutoscalerSpec, Any],
         board: DecisionBoard | None = None,
