@@ -1,4 +1,5 @@
-"""The command line: the only place that wires concrete adapters together.
+"""The command line: one subcommand per module (``run``'s module, :mod:`autoscaler.app`, is the one place that
+builds the concrete adapters).
 
 Subcommands register themselves through a ``register(subparsers)`` function in their own module and store
 their handler with ``set_defaults(handler=...)``; a handler returns the process exit status. Any
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from autoscaler import __version__
 from autoscaler.api.crd import crd_yaml
-from autoscaler.controller.command import register as register_run
+from autoscaler.app import register as register_run
 from autoscaler.errors import AutoscalerError
 from autoscaler.sim.bench_command import register as register_bench
 from autoscaler.sim.command import register as register_simulate

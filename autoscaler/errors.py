@@ -6,7 +6,11 @@
     ├── InputError                  bad user input: a file, a flag or a custom resource; names where and what
     │   └── InvalidSpecError        an InferenceAutoscaler spec that fails validation
     ├── TemporaryError(delay)       an external system failed in a way that may pass; retry after ``delay`` s
+    │   ├── ConflictError           409: the object changed since it was read; re-read and retry
+    │   └── GoneError               410: the resourceVersion is too old to resume from; re-list
     └── PermanentError              an external system refused in a way that will not pass by retrying
+        ├── NotFoundError           404: the named object (or its API) does not exist
+        └── ResolutionError(reason) a role's target is not exactly one workload
 
 Adapters map library exceptions (aiohttp, kubernetes_asyncio, prometheus-api-client) to these at the
 boundary, so the controller and the CLI only ever handle this tree. The CLI turns any ``AutoscalerError``
@@ -17,9 +21,13 @@ from __future__ import annotations
 
 __all__ = [
     "AutoscalerError",
+    "ConflictError",
+    "GoneError",
     "InputError",
     "InvalidSpecError",
+    "NotFoundError",
     "PermanentError",
+    "ResolutionError",
     "TemporaryError",
 ]
 
@@ -68,3 +76,27 @@ class TemporaryError(AutoscalerError):
 
 class PermanentError(AutoscalerError):
     """A failure that retrying will not fix (403, 404 on a required object, a malformed reply)."""
+
+
+class ConflictError(TemporaryError):
+    """409: the object changed since it was read (stale resourceVersion). Re-read and retry."""
+
+
+class NotFoundError(PermanentError):
+    """404: the named object (or its API) does not exist."""
+
+
+class GoneError(TemporaryError):
+    """410: the resourceVersion is too old to resume from; re-list."""
+
+
+class ResolutionError(PermanentError):
+    """A role's target could not be resolved to exactly one workload.
+
+    Attributes:
+        reason: CamelCase condition reason: PoolNotFound, TargetNotFound, AmbiguousTarget, UnsupportedTarget.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)

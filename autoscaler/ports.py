@@ -2,27 +2,36 @@
 
 Each external system has exactly one port; adapters in ``autoscaler.adapters`` implement them against real
 systems and ``autoscaler.sim`` implements them over the digital twin, so the reconciler cannot tell the
-difference. Implementations raise only the project's :mod:`autoscaler.errors` tree.
+difference: ``autoscaler.controller`` imports these protocols only, never an adapter (an import-linter
+contract), and the composition root (:mod:`autoscaler.app`) builds the adapters. Implementations raise only
+the project's :mod:`autoscaler.errors` tree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from autoscaler.core.types import Decision, Observation, Role
 
 __all__ = [
     "Clock",
+    "Cluster",
     "DecisionBoard",
     "DecisionRecord",
+    "EventSink",
+    "Fleet",
     "FleetReader",
+    "LeaseRecord",
+    "LeaseStore",
     "MetricsSource",
+    "ObjectCache",
     "PoolQuery",
     "RoleTarget",
     "ScaleClient",
     "ScaleState",
+    "StatusSink",
 ]
 
 
@@ -116,6 +125,174 @@ class FleetReader(Protocol):
     async def pods(self, target: RoleTarget) -> Sequence[tuple[str, bool]]:
         """``(pod name, ready)`` for each pod of ``target``."""
         ...
+
+
+class Fleet(ScaleClient, FleetReader, Protocol):
+    """The pools, workloads and pods the controller scales, from caches kept up to date in the background."""
+
+    def start(self) -> None:
+        """Start filling the caches."""
+        ...
+
+    async def wait_synced(self, timeout_s: float | None = None) -> None:
+        """Wait until every cache has listed once (``timeout_s`` seconds at most; None waits forever)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop the caches."""
+        ...
+
+    def pool(self, namespace: str, name: str, group: str) -> dict[str, Any]:
+        """The InferencePool object; :class:`~autoscaler.errors.ResolutionError` (PoolNotFound) if absent."""
+        ...
+
+    async def resolve(
+        self,
+        namespace: str,
+        role: Role,
+        *,
+        pool: Mapping[str, Any],
+        role_label: str,
+        explicit: tuple[str, str, str] | None,
+    ) -> RoleTarget:
+        """The one workload serving ``role``: the explicit ``(apiVersion, kind, name)`` or the workload whose
+        pod template carries the pool's selector plus ``role_label=role``; else
+        :class:`~autoscaler.errors.ResolutionError` or :class:`~autoscaler.errors.NotFoundError`."""
+        ...
+
+
+class ObjectCache(Protocol):
+    """A watched collection of one resource type, held in memory (objects as JSON-shaped dicts)."""
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The cached object, or None."""
+        ...
+
+    def items(self) -> Iterable[dict[str, Any]]:
+        """Every cached object."""
+        ...
+
+    def start(self) -> None:
+        """Start listing and watching."""
+        ...
+
+    async def wait_synced(self, timeout_s: float | None = None) -> None:
+        """Wait for the first complete list (``timeout_s`` seconds at most; None waits forever)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop watching."""
+        ...
+
+
+class StatusSink(Protocol):
+    """Writes the ``status`` of the controller's own objects, only when it changed."""
+
+    async def write(
+        self,
+        namespace: str,
+        name: str,
+        current: Mapping[str, Any] | None,
+        desired: Mapping[str, Any],
+        *,
+        current_rv: str = "",
+        gate: Callable[[], bool] = ...,
+    ) -> bool:
+        """Move status from ``current`` (as read at ``current_rv``) to ``desired`` unless ``gate()`` is
+        false; True when a write was sent."""
+        ...
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is remembered of a deleted object."""
+        ...
+
+
+class EventSink(Protocol):
+    """Records Events about objects (best effort: failures are swallowed)."""
+
+    async def record(
+        self,
+        regarding: Mapping[str, Any],
+        *,
+        type_: str,
+        reason: str,
+        action: str,
+        note: str,
+        gate: Callable[[], bool] = ...,
+    ) -> None:
+        """One Event (``Normal`` or ``Warning``) about ``regarding``, unless ``gate()`` is false."""
+        ...
+
+
+class LeaseStore(Protocol):
+    """One Lease object with optimistic concurrency, for leader election."""
+
+    async def get(self) -> LeaseRecord | None:
+        """The current record, or None when the Lease does not exist."""
+        ...
+
+    async def create(self, spec: Mapping[str, Any]) -> LeaseRecord:
+        """Create it; :class:`~autoscaler.errors.ConflictError` when someone else did first."""
+        ...
+
+    async def update(self, spec: Mapping[str, Any], resource_version: str) -> LeaseRecord:
+        """Replace it if still at ``resource_version``, else :class:`~autoscaler.errors.ConflictError`."""
+        ...
+
+
+class Cluster(Protocol):
+    """The API server as the controller uses it: builds its caches and writers (the composition root passes
+    one; the Kubernetes adapter's is :class:`~autoscaler.adapters.cluster.KubeCluster`)."""
+
+    def cache(
+        self,
+        api_version: str,
+        plural: str,
+        kind: str,
+        *,
+        namespaces: Sequence[str] | None,
+        label_selector: str,
+        handler: Callable[[str, dict[str, Any]], None],
+    ) -> ObjectCache:
+        """A cache of one resource type over ``namespaces`` (None: all), of the objects matching
+        ``label_selector`` (empty: all); ``handler(event type, object)`` is called for every change."""
+        ...
+
+    def fleet(self, namespaces: Sequence[str] | None) -> Fleet:
+        """The pools, workloads and pods of ``namespaces``."""
+        ...
+
+    def status(self, api_version: str, plural: str, kind: str) -> StatusSink:
+        """The status writer of one resource type."""
+        ...
+
+    def events(self, controller: str, instance: str) -> EventSink:
+        """An Event recorder reporting as ``controller`` / ``instance``."""
+        ...
+
+    def lease(self, namespace: str, name: str) -> LeaseStore:
+        """The Lease ``namespace/name``."""
+        ...
+
+    def dead_workers(self) -> list[str]:
+        """Names of the background watches of the caches built here that have ended (the health check)."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """The parts of a Lease's spec that the election reads, and its resourceVersion."""
+
+    holder: str
+    duration_s: int
+    acquire_time: str
+    renew_time: str
+    transitions: int
+    resource_version: str
 
 
 class Clock(Protocol):

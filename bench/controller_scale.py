@@ -48,6 +48,7 @@ def _queue_for(key: str) -> float:
 
 
 async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[str, Any]:
+    from autoscaler.adapters.cluster import KubeCluster
     from autoscaler.adapters.kube import KubeTransport, new_api_client
     from autoscaler.controller.manager import Controller
     from autoscaler.core.types import Decision, Observation, Reason, ReasonCode, Role, RoleObservation
@@ -93,7 +94,7 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
     )
     transport = KubeTransport(await new_api_client(kubeconfig), timeout_s=60.0)
     metrics = Metrics()
-    controller = Controller(settings, transport, Proportional(), lambda spec: ("bench", metrics))
+    controller = Controller(settings, KubeCluster(transport), Proportional(), lambda spec: ("bench", metrics))
     spans: list[tuple[float, float]] = []
     requests_at: list[tuple[float, str, str]] = []
     transport.on_request = lambda method, path: requests_at.append((time.time(), method, path))

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 
 async def _worker(kubeconfig: str, duration: float) -> dict[str, Any]:
+    from autoscaler.adapters.cluster import KubeCluster
     from autoscaler.adapters.kube import KubeTransport, new_api_client
     from autoscaler.controller.command import ProfilePolicy
     from autoscaler.controller.manager import Controller
@@ -78,7 +79,7 @@ async def _worker(kubeconfig: str, duration: float) -> dict[str, Any]:
     settings = ControllerSettings(kubeconfig=kubeconfig, leader_elect=False, health_port=-1, log_format="json")
     transport = KubeTransport(await new_api_client(kubeconfig), timeout_s=60.0)
     load = MovingLoad()
-    controller = Controller(settings, transport, ProfilePolicy(), lambda spec: ("soak", load), clock=None)
+    controller = Controller(settings, KubeCluster(transport), ProfilePolicy(), lambda spec: ("soak", load), clock=None)
     await controller.start()
     print(json.dumps({"event": "started"}), flush=True)
     await asyncio.sleep(duration)

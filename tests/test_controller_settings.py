@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from autoscaler.controller.command import register, settings_from_args
+from autoscaler.app import register, settings_from_args
 from autoscaler.errors import InputError
 
 

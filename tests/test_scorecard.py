@@ -17,7 +17,7 @@ from autoscaler.sim.config import Mode, RoleShape, SimConfig
 from autoscaler.sim.core_policies import CorePolicy
 from autoscaler.sim.engine import simulate
 from autoscaler.sim.grid import run_grid
-from autoscaler.sim.policies import policy_from_string
+from autoscaler.sim.policies import policy_from_string, policy_names
 from autoscaler.sim.progress import Progress
 from autoscaler.sim.traces import bundled_trace_path, load_trace
 
@@ -151,7 +151,7 @@ def test_tiny_grid_report_structure(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["slo", "slo:0.6", "slo-noforecast", "hpa-queue:2", "hpa-kv:0.5", "keda:5", "llmd:1", "dynamo",
+    "text", ["slo", "slo:0.6", "slo-noforecast", "hpa-queue:2", "hpa-kv:0.5", "keda:5", "llm-d:1", "dynamo",
              "kpa:16"],
 )
 def test_registry_resolves_core_policies(text: str) -> None:
@@ -164,6 +164,12 @@ def test_registry_resolves_core_policies(text: str) -> None:
     assert bound.name == text
     assert spec.roles.prefill is not None and spec.roles.prefill.max_replicas == 8
     assert spec.slo.ttft.target_s == pytest.approx(1.0)
+
+
+def test_llmd_is_a_deprecated_alias_of_llm_d() -> None:
+    policy = policy_from_string("llmd:1")
+    assert isinstance(policy, CorePolicy) and policy.name == "llm-d:1"
+    assert not any(usage.startswith("llmd") for usage in policy_names())
 
 
 @pytest.mark.parametrize("text", ["slo:abc", "slo:-1", "kpa:0", "oracle", "nosuch"])

@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from autoscaler.core.baselines import HPAPolicy
 from autoscaler.core.types import Observation, Role, RoleObservation
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, RoleShape, SimConfig
 from autoscaler.sim.engine import Simulation, simulate
-from autoscaler.sim.policies import ReactivePolicy, StaticPolicy, policy_from_string
+from autoscaler.sim.policies import StaticPolicy, policy_from_string
 from tests.fixtures.sim_doubles import LinearProfile, make_trace, poisson_trace
 
 CFG = SimConfig(roles={Role.BOTH: RoleShape(initial=2, min_replicas=1, max_replicas=20)})
@@ -156,6 +157,7 @@ def test_tail_limit_fails_requests_that_never_finish() -> None:
         ("reactive:target=-1", "non-negative number"),
         ("reactive:target=0", "target must be > 0"),
         ("reactive:speed=2", "unknown option"),
+        ("reactive:target=2,window=60", "takes only target"),
     ],
 )
 def test_policy_string_errors_are_clear(text: str, message: str) -> None:
@@ -168,8 +170,9 @@ def test_policy_strings_parse() -> None:
     assert policy_from_string("static:8") == StaticPolicy(all_roles=8, name="static:8")
     p = policy_from_string("static:prefill=4,decode=8")
     assert isinstance(p, StaticPolicy) and p.per_role == {Role.PREFILL: 4, Role.DECODE: 8}
-    r = policy_from_string("reactive:target=2,tolerance=0.2,window=60")
-    assert isinstance(r, ReactivePolicy) and (r.target, r.tolerance, r.window_s) == (2.0, 0.2, 60.0)
+    # the deprecated ``reactive`` is the queue HPA, on the twin's replica bounds
+    r = policy_from_string("reactive:target=2")
+    assert isinstance(r, HPAPolicy) and (r.metric, r.target, r.name) == ("queue", 2.0, "reactive:target=2")
 
 
 def _obs(queue: float | None, ready: int, replicas: int) -> Observation:
@@ -183,22 +186,22 @@ def _obs(queue: float | None, ready: int, replicas: int) -> Observation:
         (8.0, 2, 2, 2),  # 4 per replica = target
         (8.4, 2, 2, 2),  # within 10 %
         (16.0, 2, 2, 4),  # ratio 2
-        (0.0, 4, 4, 1),  # empty: to the minimum (no history yet)
+        (0.0, 4, 4, 1),  # empty: to the configured minimum (no history yet)
         (None, 2, 2, 2),  # unknown: hold
     ],
 )
 def test_reactive_rule_table(queue: float | None, ready: int, replicas: int, expected: int) -> None:
-    pol = ReactivePolicy()
-    decision, _ = pol.decide(None, _obs(queue, ready, replicas), pol.initial_state(None, 0.0), 0.0)
+    pol = policy_from_string("reactive:target=4")
+    decision, _ = pol.decide(CFG, _obs(queue, ready, replicas), pol.initial_state(CFG, 0.0), 0.0)
     assert decision.desired[Role.BOTH] == expected
 
 
 def test_reactive_scale_down_is_stabilised_over_the_window() -> None:
-    pol = ReactivePolicy(window_s=300.0)
-    state = pol.initial_state(None, 0.0)
-    d, state = pol.decide(None, _obs(32.0, 4, 4), state, 0.0)
+    pol = policy_from_string("reactive:target=4")
+    state = pol.initial_state(CFG, 0.0)
+    d, state = pol.decide(CFG, _obs(32.0, 4, 4), state, 0.0)
     assert d.desired[Role.BOTH] == 8
-    d, state = pol.decide(None, _obs(0.0, 8, 8), state, 100.0)
-    assert d.desired[Role.BOTH] == 8  # the recommendation of 8 at t=0 is still in the window
-    d, state = pol.decide(None, _obs(0.0, 8, 8), state, 301.0)
+    d, state = pol.decide(CFG, _obs(0.0, 8, 8), state, 100.0)
+    assert d.desired[Role.BOTH] == 8  # the recommendation of 8 at t=0 is still in the 300 s window
+    d, state = pol.decide(CFG, _obs(0.0, 8, 8), state, 301.0)
     assert d.desired[Role.BOTH] == 1

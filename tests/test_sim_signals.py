@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from autoscaler.core.histogram import histogram_quantile as bucket_quantile
 from autoscaler.core.types import DataFlag, Role
 from autoscaler.sim.config import RoleShape, SimConfig
 from autoscaler.sim.engine import simulate, token_gap_percentile
 from autoscaler.sim.fleet import Fleet
 from autoscaler.sim.policies import policy_from_string
-from autoscaler.sim.signals import SignalStore, extrapolated_rate, histogram_quantile
+from autoscaler.sim.signals import SignalStore, extrapolated_rate
 from tests.fixtures.sim_doubles import LinearProfile, poisson_trace
 
 INF = math.inf
 LE = (0.1, 0.5, 1.0, INF)
+
+
+def histogram_quantile(q: float, bounds: tuple[float, ...], cumulative: Sequence[float]) -> float:
+    """The shared ``histogram_quantile`` with bounds and cumulative counts given side by side."""
+    return bucket_quantile(q, zip(bounds, cumulative, strict=True))
 
 
 @pytest.mark.parametrize(

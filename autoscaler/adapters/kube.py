@@ -30,12 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -45,9 +43,18 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from autoscaler.adapters.ownwrites import PendingScales
 from autoscaler.adapters.ownwrites import resource_version as _rv
+from autoscaler.api.times import parse_rfc3339, rfc3339, rfc3339_micro
 from autoscaler.core.types import Role
-from autoscaler.errors import PermanentError, TemporaryError
-from autoscaler.ports import RoleTarget, ScaleState
+from autoscaler.errors import (
+    ConflictError,
+    GoneError,
+    NotFoundError,
+    PermanentError,
+    ResolutionError,
+    TemporaryError,
+)
+from autoscaler.ports import LeaseRecord, RoleTarget, ScaleState
+from autoscaler.retry import Backoff, RetryCallState, equal_jitter, retrying, stop_after_attempt
 
 __all__ = [
     "MERGE_PATCH",
@@ -71,6 +78,7 @@ __all__ = [
     "merge_patch_diff",
     "new_api_client",
     "object_path",
+    "parse_rfc3339",
     "rfc3339",
     "rfc3339_micro",
 ]
@@ -82,47 +90,8 @@ JSON = "application/json"
 # ------------------------------------------------------------------------------------------------ errors
 
 
-class ConflictError(TemporaryError):
-    """409: the object changed since it was read (stale resourceVersion). Re-read and retry."""
-
-
-class NotFoundError(PermanentError):
-    """404: the named object (or its API) does not exist."""
-
-
-class GoneError(TemporaryError):
-    """410: the resourceVersion is too old to resume from; re-list."""
-
-
-class ResolutionError(PermanentError):
-    """A role's target could not be resolved to exactly one workload.
-
-    Attributes:
-        reason: CamelCase condition reason: PoolNotFound, TargetNotFound, AmbiguousTarget, UnsupportedTarget.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(message)
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with equal jitter: ``uniform(c/2, c)`` seconds, ``c = min(cap, base * 2**attempt)``."""
-
-    base: float = 0.2
-    cap: float = 30.0
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        """The next delay, seconds; grows until :meth:`reset`."""
-        ceiling = min(self.cap, self.base * (2 ** min(self.attempt, 20)))
-        self.attempt += 1
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        """Start again from ``base`` after a success."""
-        self.attempt = 0
+# ConflictError, NotFoundError, GoneError and ResolutionError are part of the project's error tree
+# (autoscaler.errors): the controller handles them through the ports without importing this module.
 
 
 # --------------------------------------------------------------------------------------- request building
@@ -286,21 +255,6 @@ def merge_patch_diff(old: Any, new: Any) -> Any:
     return patch
 
 
-def rfc3339(ts: float) -> str:
-    """Unix seconds as RFC 3339 with second precision (``metav1.Time``)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rfc3339_micro(ts: float) -> str:
-    """Unix seconds as RFC 3339 with microseconds (``metav1.MicroTime``)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_rfc3339(text: str) -> float:
-    """Unix seconds of an RFC 3339 timestamp (with or without fractional seconds)."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 # ------------------------------------------------------------------------------------------------ transport
 
 
@@ -324,6 +278,28 @@ async def new_api_client(kubeconfig: str | None = None, context: str | None = No
             return await kconfig.new_client_from_config(context=context)
     except (kconfig.ConfigException, OSError, ValueError) as err:
         raise PermanentError(f"cannot load Kubernetes client configuration: {err}") from None
+
+
+_SEND_BACKOFF = equal_jitter(base=0.1, cap=2.0)
+# a 409 on a status merge patch (admission webhooks, injected faults) passes within a few hundred ms
+_CONFLICT_WAIT = equal_jitter(base=0.075, cap=0.3)
+
+
+def _transient(err: BaseException) -> bool:
+    """Worth another attempt of the same request: a temporary failure other than 409 and 410 (which need a
+    re-read or a re-list first)."""
+    return isinstance(err, TemporaryError) and not isinstance(err, (ConflictError, GoneError))
+
+
+def _conflict(err: BaseException) -> bool:
+    return isinstance(err, ConflictError)
+
+
+def _send_wait(state: RetryCallState) -> float:
+    """The backoff, or the server's ``Retry-After`` (the error's delay) when that is shorter (seconds)."""
+    err = state.outcome.exception() if state.outcome is not None else None
+    delay = _SEND_BACKOFF(state)
+    return min(err.delay, delay) if isinstance(err, TemporaryError) else delay
 
 
 def _status_message(body: bytes | str) -> str:
@@ -427,16 +403,9 @@ class KubeTransport:
 
     async def send(self, request: Request) -> Any:
         """Send, retrying 429/5xx/timeouts with backoff and jitter (409/404/410/4xx are raised at once)."""
-        backoff = Backoff(base=0.1, cap=2.0)
-        for attempt in range(self.retries):
-            try:
+        async for attempt in retrying(stop=stop_after_attempt(self.retries), wait=_send_wait, retry_on=_transient):
+            with attempt:
                 return await self.send_once(request)
-            except (ConflictError, GoneError):
-                raise
-            except TemporaryError as err:
-                if attempt == self.retries - 1:
-                    raise
-                await asyncio.sleep(min(err.delay, backoff.next_delay()))
         raise AssertionError("unreachable")
 
     async def stream(self, request: Request, read_timeout_s: float) -> AsyncIterator[dict[str, Any]]:
@@ -1043,16 +1012,11 @@ class StatusWriter:
         if not patch:
             return False
         reply: Any = None
-        for attempt in range(5):
-            if not gate():
-                return False
-            try:
+        async for attempt in retrying(stop=stop_after_attempt(5), wait=_CONFLICT_WAIT, retry_on=_conflict):
+            with attempt:
+                if not gate():
+                    return False
                 reply = await self.transport.send(status_patch_request(self.rtype, namespace, name, patch))
-                break
-            except ConflictError:
-                if attempt == 4:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1) * random.uniform(0.5, 1.5))
         self.writes += 1
         if len(known) >= 16:
             known = frozenset({current_rv})  # bounded: a cache this far behind is diffed against itself next
@@ -1174,18 +1138,6 @@ class EventRecorder:
 
 
 # -------------------------------------------------------------------------------------------------- lease
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRecord:
-    """The parts of a Lease's spec that the election reads, and its resourceVersion."""
-
-    holder: str
-    duration_s: int
-    acquire_time: str
-    renew_time: str
-    transitions: int
-    resource_version: str
 
 
 def _lease_record(obj: Mapping[str, Any]) -> LeaseRecord:

@@ -9,7 +9,7 @@ How it works (details and the PromQL in docs/metrics.md):
 2. Results come back per pod (``sum by (namespace, pod[, le])``) and are joined to pools and roles in Python
    through :attr:`PoolQuery.pods_by_role` (pod names from the API server). Percentiles are computed here
    from the role's summed bucket rates with Prometheus's own ``histogram_quantile`` rules
-   (:func:`autoscaler.adapters.promql.bucket_quantile`), which is what
+   (:func:`autoscaler.core.histogram.histogram_quantile`), which is what
    ``histogram_quantile(q, sum by (le) (rate(x_bucket{pod=~"<role pods>"}[w])))`` would return.
 3. Data quality becomes flags, never zeros: no series → ``Missing``; NaN/±Inf → ``NotFinite``; several
    series for one pod and signal that differ only in scrape identity → ``Duplicate``; newest sample older
@@ -44,16 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from urllib3.util.retry import Retry
 
 from autoscaler.adapters.engines import SIGNAL_KIND, EngineMetrics, Signal, SignalKind, engine_metrics
-from autoscaler.adapters.promql import (
-    bucket_quantile,
-    check_label_name,
-    name_matcher,
-    regex_alternation,
-    string_literal,
-)
+from autoscaler.adapters.promql import check_label_name, name_matcher, regex_alternation, string_literal
+from autoscaler.core.histogram import histogram_quantile
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
 from autoscaler.errors import AutoscalerError, InputError, PermanentError, TemporaryError
 from autoscaler.ports import PoolQuery
+from autoscaler.retry import full_jitter, retrying, stop_after_attempt
 
 __all__ = [
     "History",
@@ -315,6 +311,7 @@ class PrometheusMetricsSource:
         self._sem = asyncio.Semaphore(settings.max_concurrency)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._backoff = full_jitter(settings.retry_backoff_s, rng=self._rng)
         self._closed = False
         # key → role → pod → Unix time it was last listed in a PoolQuery (see _remember).
         self._listed: dict[str, dict[Role, dict[str, float]]] = {}
@@ -370,25 +367,21 @@ class PrometheusMetricsSource:
             raise PermanentError("the Prometheus metrics source is closed")
         self.stats.queries += 1
         loop = asyncio.get_running_loop()
-        attempt = 0
-        while True:
-            try:
-                async with self._sem:
-                    self.stats.attempts += 1
-                    return await loop.run_in_executor(self._executor, self._call_sync, fn)
-            except _Timeout:
-                self.stats.failures += 1
-                raise
-            except TemporaryError:
-                if attempt >= self.settings.retries:
-                    self.stats.failures += 1
-                    raise
-                delay = self._rng.uniform(0, self.settings.retry_backoff_s * 2**attempt)
-                attempt += 1
-                await self._sleep(delay)
-            except AutoscalerError:
-                self.stats.failures += 1
-                raise
+        # connection errors and 5xx are retried; timeouts (the tick's deadline), 4xx and bad replies are not
+        attempts = retrying(
+            stop=stop_after_attempt(self.settings.retries + 1), wait=self._backoff, sleep=self._sleep,
+            retry_on=lambda err: isinstance(err, TemporaryError) and not isinstance(err, _Timeout),
+        )
+        try:
+            async for attempt in attempts:
+                with attempt:
+                    async with self._sem:
+                        self.stats.attempts += 1
+                        return await loop.run_in_executor(self._executor, self._call_sync, fn)
+        except AutoscalerError:
+            self.stats.failures += 1
+            raise
+        raise AssertionError("unreachable")
 
     async def query(self, promql: str, at: float) -> Any:
         """One instant query at ``at`` (Unix seconds); returns the ``data.result`` list."""
@@ -519,6 +512,7 @@ class PrometheusMetricsSource:
 
 class _Timeout(TemporaryError):
     """A request ran past the deadline; not retried within the tick."""
+
 
 
 def _short(exc: BaseException) -> str:
@@ -780,7 +774,7 @@ def _role(metrics: EngineMetrics, q: PoolQuery, role: Role, pod_data: list[_PodD
             # The +Inf bucket's rate is rate(<ttft>_count): first tokens per second.
             values["arrival_rate"] = finite("arrival_rate", summed.get(math.inf, 0.0))
         quantile = q.percentiles.get(sig.value, settings.default_percentile)
-        values[sig.value] = finite(sig.value, bucket_quantile(quantile, sorted(summed.items())))
+        values[sig.value] = finite(sig.value, histogram_quantile(quantile, summed.items()))
 
     if not_finite:
         flags.add(DataFlag.NOT_FINITE)

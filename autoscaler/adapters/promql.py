@@ -1,4 +1,4 @@
-"""PromQL built as plain data, and Prometheus's ``histogram_quantile`` re-stated in Python.
+"""PromQL built as plain data (Prometheus's ``histogram_quantile`` is :mod:`autoscaler.core.histogram`).
 
 Pure functions, no I/O: the metrics source composes queries here and only sends them.
 
@@ -10,14 +10,12 @@ against Prometheus's grammar instead (:func:`check_label_name`, :func:`check_met
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
 
 from autoscaler.errors import InputError
 
 __all__ = [
-    "bucket_quantile",
     "check_label_name",
     "check_metric_name",
     "name_matcher",
@@ -107,61 +105,3 @@ def name_matcher(names: Sequence[str]) -> str:
     if len(names) == 1:
         return f"__name__={string_literal(names[0])}"
     return f"__name__=~{string_literal(regex_alternation(names))}"
-
-
-def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
-    """Prometheus's ``histogram_quantile`` (2.x, classic buckets) for one histogram.
-
-    Args:
-        q: quantile in [0, 1].
-        buckets: ``(upper bound, cumulative count or rate)`` pairs, any order; the ``+Inf`` bucket must be
-            present.
-
-    Returns:
-        The estimate, seconds for latency histograms: linear interpolation inside the bucket holding rank
-        ``q × total``; the lower bound of the first bucket is 0 (or the bound itself if it is ≤ 0); if the
-        rank falls in the ``+Inf`` bucket the highest finite bound is returned. NaN when there is no ``+Inf``
-        bucket, fewer than two buckets, or no observations. Buckets with equal bounds are merged and
-        non-monotonic cumulative counts are raised to the running maximum, exactly as Prometheus does.
-    """
-    if math.isnan(q):
-        return math.nan
-    if q < 0:
-        return -math.inf
-    if q > 1:
-        return math.inf
-    ordered = sorted(buckets, key=lambda b: b[0])
-    if not ordered or not math.isinf(ordered[-1][0]) or ordered[-1][0] < 0:
-        return math.nan
-    merged: list[list[float]] = []
-    for bound, count in ordered:
-        if merged and merged[-1][0] == bound:
-            merged[-1][1] += count
-        else:
-            merged.append([bound, count])
-    running = -math.inf
-    for b in merged:
-        if b[1] > running:
-            running = b[1]
-        elif b[1] < running:
-            b[1] = running
-    if len(merged) < 2:
-        return math.nan
-    observations = merged[-1][1]
-    if observations == 0 or math.isnan(observations):
-        return math.nan
-    rank = q * observations
-    # First bucket (excluding +Inf) whose cumulative count reaches the rank.
-    idx = next((i for i in range(len(merged) - 1) if merged[i][1] >= rank), len(merged) - 1)
-    if idx == len(merged) - 1:
-        return merged[-2][0]
-    if idx == 0 and merged[0][0] <= 0:
-        return merged[0][0]
-    start = 0.0
-    end = merged[idx][0]
-    count = merged[idx][1]
-    if idx > 0:
-        start = merged[idx - 1][0]
-        count -= merged[idx - 1][1]
-        rank -= merged[idx - 1][1]
-    return start + (end - start) * (rank / count)

@@ -22,8 +22,9 @@ from collections.abc import Callable
 
 import structlog
 
-from autoscaler.adapters.kube import ConflictError, LeaseLock, LeaseRecord, parse_rfc3339, rfc3339_micro
-from autoscaler.errors import PermanentError, TemporaryError
+from autoscaler.api.times import parse_rfc3339, rfc3339_micro
+from autoscaler.errors import ConflictError, PermanentError, TemporaryError
+from autoscaler.ports import LeaseRecord, LeaseStore
 
 __all__ = ["LeaderElector"]
 
@@ -45,7 +46,7 @@ class LeaderElector:
 
     def __init__(
         self,
-        lock: LeaseLock,
+        lock: LeaseStore,
         identity: str,
         *,
         lease_duration_s: float = 15.0,

@@ -22,29 +22,20 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
-from autoscaler.adapters.kube import (
-    Backoff,
-    EventRecorder,
-    Informer,
-    KubeFleet,
-    KubeTransport,
-    LeaseLock,
-    ResourceType,
-    StatusWriter,
-)
 from autoscaler.api.v1alpha1 import API_VERSION, KIND, PLURAL, InferenceAutoscalerSpec
 from autoscaler.controller.election import LeaderElector
 from autoscaler.controller.reconciler import MetricsBatcher, Reconciler, SourceFactory, SystemClock
 from autoscaler.core.types import Policy
 from autoscaler.errors import PermanentError, TemporaryError
-from autoscaler.ports import Clock, DecisionBoard
+from autoscaler.ports import Clock, Cluster, DecisionBoard
+from autoscaler.retry import Backoff
 from autoscaler.settings import ControllerSettings
 
 __all__ = ["ERROR_KINDS", "IAS_TYPE", "Controller", "HealthServer", "Instruments", "ReconcileStats"]
 
 log = structlog.get_logger("autoscaler.controller")
 
-IAS_TYPE = ResourceType(API_VERSION, PLURAL, KIND)
+IAS_TYPE = (API_VERSION, PLURAL, KIND)  # the InferenceAutoscaler resource: apiVersion, plural, kind
 REPORTING_CONTROLLER = "autoscaler.inference.dev/controller"
 
 # The bounded vocabulary of ``inference_autoscaler_errors_total{kind}``:
@@ -108,7 +99,7 @@ class Controller:
 
     Args:
         settings: process settings.
-        transport: the API server seam (closed by :meth:`run` on exit).
+        cluster: the API server port (closed by :meth:`run` on exit).
         policy: the decision policy.
         source_for: ``spec -> (key, MetricsSource)`` (see :class:`MetricsBatcher`).
         board: decision board to publish to (optional).
@@ -119,7 +110,7 @@ class Controller:
     def __init__(
         self,
         settings: ControllerSettings,
-        transport: KubeTransport,
+        cluster: Cluster,
         policy: Policy[InferenceAutoscalerSpec, Any],
         source_for: SourceFactory,
         *,
@@ -129,23 +120,19 @@ class Controller:
     ) -> None:
         self.settings = settings
         self.instruments: Instruments = instruments or _NoInstruments()
-        self.transport = transport
+        self.cluster = cluster
         namespaces = settings.namespace_list
-        self.ias = Informer(
-            transport,
-            IAS_TYPE,
-            namespaces=namespaces,
-            label_selector=settings.label_selector,
-            handler=self._on_ias_event,
+        self.ias = cluster.cache(
+            *IAS_TYPE, namespaces=namespaces, label_selector=settings.label_selector, handler=self._on_ias_event
         )
-        self.fleet = KubeFleet(transport, namespaces)
-        self.status = StatusWriter(transport, IAS_TYPE)
-        self.events = EventRecorder(transport, REPORTING_CONTROLLER, settings.identity)
+        self.fleet = cluster.fleet(namespaces)
+        self.status = cluster.status(*IAS_TYPE)
+        self.events = cluster.events(REPORTING_CONTROLLER, settings.identity)
         self.batcher = MetricsBatcher(source_for, settings.metrics_batch_linger)
         self.elector: LeaderElector | None = None
         if settings.leader_elect:
             self.elector = LeaderElector(
-                LeaseLock(transport, settings.lease_namespace_resolved, settings.lease_name),
+                cluster.lease(settings.lease_namespace_resolved, settings.lease_name),
                 settings.identity,
                 lease_duration_s=settings.lease_duration,
                 renew_deadline_s=settings.renew_deadline,
@@ -323,14 +310,15 @@ class Controller:
         log.info("stopped")
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then shut down gracefully and close the transport (its owner's job
-        otherwise: ``run_controller`` calls :meth:`start`/:meth:`stop` itself to close servers in between)."""
+        """Run until ``stop`` is set, then shut down gracefully and close the cluster connection (its owner's
+        job otherwise: ``run_controller`` calls :meth:`start`/:meth:`stop` itself to close servers in
+        between)."""
         try:
             await self.start()
             await stop.wait()
         finally:
             await self.stop()
-            await self.transport.close()
+            await self.cluster.close()
 
 
 def _until_next_tick(interval: float) -> float:
@@ -351,12 +339,7 @@ class HealthServer:
         self._runner: web.AppRunner | None = None
 
     async def _healthz(self, _: web.Request) -> web.Response:
-        dead = [
-            t.get_name()
-            for i in (self.controller.ias, *self.controller.fleet.informers.values())
-            for t in i._tasks
-            if t.done()
-        ]
+        dead = self.controller.cluster.dead_workers()
         if dead:
             return web.Response(status=500, text=f"dead: {', '.join(dead)}\n")
         return web.Response(text="ok\n")

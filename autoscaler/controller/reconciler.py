@@ -8,23 +8,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from autoscaler.adapters.kube import (
-    ConflictError,
-    EventRecorder,
-    Informer,
-    KubeFleet,
-    NotFoundError,
-    ResolutionError,
-    StatusWriter,
-    rfc3339,
-)
+from autoscaler.api.times import rfc3339
 from autoscaler.api.v1alpha1 import (
     Actuation,
     InferenceAutoscalerSpec,
@@ -32,16 +22,21 @@ from autoscaler.api.v1alpha1 import (
     parse_spec_from_cluster,
 )
 from autoscaler.core.types import DataFlag, Decision, Observation, Policy, ReasonCode, Role, RoleObservation
-from autoscaler.errors import InvalidSpecError, PermanentError
+from autoscaler.errors import ConflictError, InvalidSpecError, NotFoundError, PermanentError, ResolutionError
 from autoscaler.ports import (
     Clock,
     DecisionBoard,
     DecisionRecord,
+    EventSink,
+    Fleet,
     MetricsSource,
+    ObjectCache,
     PoolQuery,
     RoleTarget,
     ScaleState,
+    StatusSink,
 )
+from autoscaler.retry import equal_jitter, retrying, stop_after_attempt
 
 __all__ = [
     "CONDITION_TYPES",
@@ -64,6 +59,12 @@ _WARNING = {
     ("BudgetLimited", "True"),
 }
 _LIMITING = {ReasonCode.AT_MAX, ReasonCode.AT_MIN, ReasonCode.RATE_LIMITED, ReasonCode.STABILIZED}
+# pauses between the five attempts of a scale patch that met a 409, seconds
+_CONFLICT_WAIT = equal_jitter(base=0.03, cap=0.5)
+
+
+def _conflict(err: BaseException) -> bool:
+    return isinstance(err, ConflictError)
 
 
 class SystemClock:
@@ -281,10 +282,10 @@ class Reconciler:
     def __init__(
         self,
         *,
-        ias: Informer,
-        fleet: KubeFleet,
-        status: StatusWriter,
-        events: EventRecorder,
+        ias: ObjectCache,
+        fleet: Fleet,
+        status: StatusSink,
+        events: EventSink,
         metrics: MetricsBatcher,
         policy: Policy[InferenceAutoscalerSpec, Any],
         board: DecisionBoard | None = None,
@@ -565,16 +566,11 @@ class Reconciler:
         return applied
 
     async def _set_replicas(self, target: RoleTarget, replicas: int) -> None:
-        for attempt in range(5):
-            try:
+        # A merge patch without resourceVersion only conflicts transiently (admission, injected faults): the
+        # patch is re-derived from the level, so sending it again is safe.
+        async for attempt in retrying(stop=stop_after_attempt(5), wait=_CONFLICT_WAIT, retry_on=_conflict):
+            with attempt:
                 await self.fleet.set_replicas(target, replicas)
-                return
-            except ConflictError:
-                # A merge patch without resourceVersion only conflicts transiently (admission, injected
-                # faults): the patch is re-derived from the level, so sending it again is safe.
-                if attempt == 4:
-                    raise
-                await asyncio.sleep(0.02 * (2**attempt) * random.uniform(0.5, 1.5))
 
     # -- status assembly
 

@@ -113,10 +113,13 @@ def _change_in_period(events: tuple[tuple[float, int], ...], period_s: float, no
     return sum(n for ts, n in events if now - ts < period_s)
 
 
-def _scale_up_limit(current: int, state: StabilizationState, rules: DirectionRules, now: float) -> int:
+def _policy_limit(current: int, state: StabilizationState, rules: DirectionRules, now: float, *, up: bool) -> int:
+    """HPA's ``calculateScaleUpLimitWithScalingRules`` (``up``) or ``calculateScaleDownLimitWithBehaviors``:
+    the replicas the direction's policies allow from the count at the start of each policy's period."""
     if rules.select == "Disabled":
         return current
-    pick = min if rules.select == "Min" else max
+    # selectPolicy Max picks the policy that allows the largest change: the highest bound up, the lowest down
+    pick = max if (rules.select != "Min") == up else min
     result: int | None = None
     for kind, value, period in rules.policies:
         start = (
@@ -124,23 +127,10 @@ def _scale_up_limit(current: int, state: StabilizationState, rules: DirectionRul
             - _change_in_period(state.up_events, period, now)
             + _change_in_period(state.down_events, period, now)
         )
-        proposed = start + value if kind == "Pods" else math.ceil(start * (1.0 + value / 100.0))
-        result = proposed if result is None else pick(result, proposed)
-    return current if result is None else result
-
-
-def _scale_down_limit(current: int, state: StabilizationState, rules: DirectionRules, now: float) -> int:
-    if rules.select == "Disabled":
-        return current
-    pick = max if rules.select == "Min" else min
-    result: int | None = None
-    for kind, value, period in rules.policies:
-        start = (
-            current
-            - _change_in_period(state.up_events, period, now)
-            + _change_in_period(state.down_events, period, now)
-        )
-        proposed = start - value if kind == "Pods" else int(start * (1.0 - value / 100.0))
+        if up:
+            proposed = start + value if kind == "Pods" else math.ceil(start * (1.0 + value / 100.0))
+        else:
+            proposed = start - value if kind == "Pods" else int(start * (1.0 - value / 100.0))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
@@ -159,7 +149,7 @@ def rate_limit(
     """Apply the rate policies and clamp to ``[lo, hi]``; returns the result and why it was limited."""
     reasons: list[Reason] = []
     if desired > current:
-        limit = max(current, _scale_up_limit(current, state, up, now))
+        limit = max(current, _policy_limit(current, state, up, now, up=True))
         if limit > hi:
             limit = hi
         if desired > limit:
@@ -167,7 +157,7 @@ def rate_limit(
             reasons.append(Reason(code, f"scale-up to {desired} limited to {limit}", role))
             desired = limit
     elif desired < current:
-        limit = min(current, _scale_down_limit(current, state, down, now))
+        limit = min(current, _policy_limit(current, state, down, now, up=False))
         if limit < lo:
             limit = lo
         if desired < limit:

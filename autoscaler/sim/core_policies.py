@@ -8,9 +8,12 @@ Syntax (the knob after ``:`` is the one the scorecard sweeps; defaults are the p
 
 - ``slo[:HEADROOM]`` — the controller (default headroom 0.5); ``slo-noforecast[:HEADROOM]`` with forecasting off;
 - ``hpa-queue[:TARGET]`` (waiting requests per pod, default 5), ``hpa-kv[:TARGET]`` (KV use, default 0.8);
-- ``keda[:THRESHOLD]`` (sum of waiting requests per replica, default 5); ``llmd[:TARGET]`` (latency ratio,
-  default 1.0); ``dynamo[:SAFETY]`` (default 1.0); ``kpa[:TARGET]`` (concurrency per replica, default 16);
+- ``keda[:THRESHOLD]`` (sum of waiting requests per replica, default 5); ``llm-d[:TARGET]`` (latency ratio,
+  default 1.0; ``llmd`` is its deprecated alias); ``dynamo[:SAFETY]`` (default 1.0); ``kpa[:TARGET]``
+  (concurrency per replica, default 16);
 - ``oracle[:MARGIN]`` — needs the trace, so only the scorecard (``bench``) runs it.
+
+The scorecard builds its policies here too (:func:`core_policy`), with its swept knob as the option.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from autoscaler.core.slo import SLOPolicy, Tuning
 from autoscaler.core.types import Decision, Observation, Policy
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, SimConfig
-from autoscaler.sim.policies import register_policy
+from autoscaler.sim.policies import register_alias, register_policy
 
-__all__ = ["CorePolicy", "spec_for_config"]
+__all__ = ["CorePolicy", "core_policy", "spec_for_config"]
 
 
 def spec_for_config(
@@ -116,6 +119,18 @@ def _register(name: str, usage: str, default: float, build: Callable[[float, Per
         return CorePolicy(label, lambda profile: build(k, profile), forecast)
 
     register_policy(name, factory, usage)
+    _FACTORIES[name] = factory
+
+
+_FACTORIES: dict[str, Callable[[str], CorePolicy]] = {}
+
+
+def core_policy(name: str, knob: float, profile: PerformanceProfile) -> Any:
+    """The registered core policy ``name`` with its knob set to ``knob``, built for ``profile`` and named
+    ``name`` (the scorecard's label); :class:`KeyError` if ``name`` is not a core policy."""
+    policy = _FACTORIES[name](repr(knob)).make(profile)
+    policy.name = name
+    return policy
 
 
 _register("slo", "slo[:HEADROOM=0.5]", 0.5, lambda k, p: SLOPolicy(p, tuning=Tuning(headroom=k)))
@@ -126,7 +141,9 @@ _register(
 _register("hpa-queue", "hpa-queue[:TARGET=5]", 5.0, lambda k, p: HPAPolicy("queue", k))
 _register("hpa-kv", "hpa-kv[:TARGET=0.8]", 0.8, lambda k, p: HPAPolicy("kv", k))
 _register("keda", "keda[:THRESHOLD=5]", 5.0, lambda k, p: KEDAPolicy(k))
-_register("llmd", "llmd[:TARGET=1.0]", 1.0, lambda k, p: LLMDPolicy(k))
+_register("llm-d", "llm-d[:TARGET=1.0]", 1.0, lambda k, p: LLMDPolicy(k))
+# the twin's registry named it ``llmd`` (docs/control.md), while the scorecard and the policy itself say llm-d
+register_alias("llmd", _FACTORIES["llm-d"])
 _register("dynamo", "dynamo[:SAFETY=1.0]", 1.0, lambda k, p: DynamoPlannerPolicy(p, "constant", k))
 _register("kpa", "kpa[:TARGET=16]", 16.0, lambda k, p: KPAPolicy(k))
 

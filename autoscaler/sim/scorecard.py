@@ -21,18 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
-from autoscaler.core.baselines import (
-    DynamoPlannerPolicy,
-    HPAPolicy,
-    KEDAPolicy,
-    KPAPolicy,
-    LLMDPolicy,
-    StaticPolicy,
-)
+from autoscaler.core.baselines import StaticPolicy
 from autoscaler.core.profile import PerformanceProfile
-from autoscaler.core.slo import SLOPolicy, Tuning
 from autoscaler.core.types import Role
 from autoscaler.errors import InputError
+from autoscaler.sim.core_policies import core_policy
 
 __all__ = [
     "DEFAULT_SWEEPS",
@@ -211,34 +204,20 @@ def make_policy(
     """The policy object for a grid item."""
     k = item.knob
     match item.policy:
-        case "slo":
-            return SLOPolicy(profile, tuning=Tuning(headroom=k))
-        case "slo-noforecast":
-            policy = SLOPolicy(profile, tuning=Tuning(headroom=k))
-            policy.name = "slo-noforecast"
-            return policy
         case "static":
+            # the scorecard's static knob is a multiple of the model's peak fleet, not a replica count
             return StaticPolicy(_static_fleet(trace, profile, spec, k))
-        case "hpa-queue":
-            return HPAPolicy("queue", k)
-        case "hpa-kv":
-            return HPAPolicy("kv", k)
-        case "keda":
-            return KEDAPolicy(k)
-        case "llm-d":
-            return LLMDPolicy(k)
-        case "dynamo":
-            return DynamoPlannerPolicy(profile, "constant", k)
-        case "kpa":
-            return KPAPolicy(k)
         case "oracle":
             from autoscaler.sim.oracle import OraclePolicy
 
             # the search starts above the model's schedule for high goals (it trims faster than it adds)
             return OraclePolicy(trace, profile, margin=1.0 + 6.0 * max(0.0, k - 0.9))
-    raise InputError(
-        f"unknown policy {item.policy!r}: expected one of {', '.join(DEFAULT_SWEEPS)}", source="--policies"
-    )
+    try:
+        return core_policy(item.policy, k, profile)
+    except KeyError:
+        raise InputError(
+            f"unknown policy {item.policy!r}: expected one of {', '.join(DEFAULT_SWEEPS)}", source="--policies"
+        ) from None
 
 
 def grid(

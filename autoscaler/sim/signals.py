@@ -13,9 +13,8 @@ samples in the rate window exactly like the PromQL a real controller runs:
 - ``sum(vllm:num_requests_waiting)``, ``sum(vllm:num_requests_running)``, ``avg``/``max`` of
   ``vllm:kv_cache_usage_perc`` from the newest scrape.
 
-``rate`` follows Prometheus's ``extrapolatedRate`` (promql/functions.go) and ``histogram_quantile`` its
-``bucketQuantile`` (promql/quantile.go): linear interpolation inside the bucket, the lowest bucket starts at
-0, a rank that falls in the ``+Inf`` bucket returns the highest finite bound, no observations → NaN.
+``rate`` follows Prometheus's ``extrapolatedRate`` (promql/functions.go); ``histogram_quantile`` is the one
+the Prometheus adapter uses too (:mod:`autoscaler.core.histogram`, Prometheus's ``bucketQuantile``).
 The range is left-open, ``(t − w, t]`` (Prometheus 3 semantics).
 """
 
@@ -29,57 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from autoscaler.core.histogram import histogram_quantile
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
 from autoscaler.sim.buckets import E2E_BUCKETS, ITL_BUCKETS, TTFT_BUCKETS
 from autoscaler.sim.fleet import Fleet, Replica, ReplicaState
 
-__all__ = ["ReplicaSample", "SignalStore", "extrapolated_rate", "histogram_quantile", "sample_replica"]
+__all__ = ["ReplicaSample", "SignalStore", "extrapolated_rate", "sample_replica"]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def histogram_quantile(q: float, upper_bounds: Sequence[float], cumulative: Sequence[float]) -> float:
-    """Prometheus ``histogram_quantile`` over one set of buckets.
-
-    Args:
-        q: quantile in [0, 1].
-        upper_bounds: bucket upper bounds, ascending; the last must be ``+Inf``.
-        cumulative: cumulative counts (or rates) per bucket, same length.
-
-    Returns:
-        The interpolated quantile, NaN when there are no observations or fewer than two buckets.
-    """
-    if len(upper_bounds) != len(cumulative):
-        raise ValueError("upper_bounds and cumulative differ in length")
-    if q < 0:
-        return -math.inf
-    if q > 1:
-        return math.inf
-    if len(upper_bounds) < 2 or not math.isinf(upper_bounds[-1]):
-        return math.nan
-    # Prometheus forces monotonic counts (rates of separate series can be slightly non-monotonic)
-    counts = [float(x) for x in np.maximum.accumulate(np.asarray(cumulative, dtype=float))]
-    total = counts[-1]
-    if not total > 0:
-        return math.nan
-    rank = q * total
-    b = len(counts) - 1
-    for i in range(len(counts) - 1):
-        if counts[i] >= rank:
-            b = i
-            break
-    if b == len(counts) - 1:
-        return float(upper_bounds[-2])
-    if b == 0 and upper_bounds[0] <= 0:
-        return float(upper_bounds[0])
-    end = float(upper_bounds[b])
-    start = 0.0
-    count = counts[b]
-    if b > 0:
-        start = float(upper_bounds[b - 1])
-        count -= counts[b - 1]
-        rank -= counts[b - 1]
-    return start + (end - start) * (rank / count)
 
 
 def extrapolated_rate(
@@ -256,11 +212,11 @@ class SignalStore:
             ttft = itl = e2e = arrival = prompt = gen = None
             if rates is not None:
                 if role is not Role.DECODE:
-                    ttft = _finite(histogram_quantile(self.q, _TTFT_LE, list(rates[_TTFT])))
+                    ttft = _finite(histogram_quantile(self.q, zip(_TTFT_LE, rates[_TTFT], strict=True)))
                     arrival = float(rates[_TTFT][-1])
                 if role is not Role.PREFILL:
-                    itl = _finite(histogram_quantile(self.q, _ITL_LE, list(rates[_ITL])))
-                    e2e = _finite(histogram_quantile(self.q, _E2E_LE, list(rates[_E2E])))
+                    itl = _finite(histogram_quantile(self.q, zip(_ITL_LE, rates[_ITL], strict=True)))
+                    e2e = _finite(histogram_quantile(self.q, zip(_E2E_LE, rates[_E2E], strict=True)))
                 if role is Role.DECODE:
                     arrival = float(rates[_SUCCESS])
                 prompt = float(rates[_PROMPT])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoscaler.adapters.cluster import KubeCluster
 from autoscaler.adapters.kube import KubeTransport, new_api_client
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
 from autoscaler.catalog import load_profile
@@ -117,7 +118,9 @@ async def test_twin_and_reconciler_decide_identically(kube_server: Any, kubeconf
     transport = KubeTransport(await new_api_client(settings.kubeconfig), timeout_s=settings.api_timeout)
     replay, clock = Replay(), ReplayClock()
     controller_policy = Recording(SLOPolicy(profile))
-    controller = Controller(settings, transport, controller_policy, lambda s: ("replay", replay), clock=clock)
+    controller = Controller(
+        settings, KubeCluster(transport), controller_policy, lambda s: ("replay", replay), clock=clock
+    )
     controller.ias.start()
     controller.fleet.start()
     try:

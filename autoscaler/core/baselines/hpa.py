@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from autoscaler.api.v1alpha1 import Behavior, InferenceAutoscalerSpec, RoleSpec
+from autoscaler.api.v1alpha1 import Behavior, InferenceAutoscalerSpec
 from autoscaler.core.stabilize import (
     DirectionRules,
     StabilizationState,
@@ -51,9 +52,22 @@ TOLERANCE = 0.1
 SYNC_PERIOD_S = 15.0
 
 
-def hpa_roles(spec: InferenceAutoscalerSpec) -> list[tuple[Role, RoleSpec]]:
-    """Configured roles of the spec, prefill before decode."""
-    return [(Role(name), rs) for name, rs in spec.roles.items()]
+class RoleBounds(Protocol):
+    """A role's replica bounds: :class:`RoleSpec`, or the twin's ``RoleShape`` (a spec-free twin run)."""
+
+    @property
+    def min_replicas(self) -> int: ...
+    @property
+    def max_replicas(self) -> int: ...
+
+
+def hpa_roles(spec: object) -> list[tuple[Role, RoleBounds]]:
+    """Configured roles, prefill before decode: the spec's, or, for any other object (the twin's
+    ``SimConfig``), its ``roles`` mapping of role to bounds."""
+    if isinstance(spec, InferenceAutoscalerSpec):
+        return [(Role(name), rs) for name, rs in spec.roles.items()]
+    roles: Mapping[str, RoleBounds] = getattr(spec, "roles", {})
+    return [(Role(name), rs) for name, rs in roles.items()]
 
 
 def pods_metric_replicas(
@@ -132,7 +146,7 @@ def normalize(
 
 
 def hpa_step(
-    spec: InferenceAutoscalerSpec,
+    spec: object,
     obs: Observation,
     state: HPAState,
     now: float,
@@ -200,7 +214,7 @@ class HPAPolicy:
         self.sync_period_s = sync_period_s
         self.name = f"hpa-{metric}"
 
-    def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> HPAState:
+    def initial_state(self, spec: object, now: float) -> HPAState:
         """No history."""
         del spec, now
         return HPAState()
@@ -219,7 +233,8 @@ class HPAPolicy:
         return pods_metric_replicas(ro.replicas, reporting, missing, value, self.target)
 
     def decide(
-        self, spec: InferenceAutoscalerSpec, observation: Observation, state: HPAState, now: float
+        self, spec: object, observation: Observation, state: HPAState, now: float
     ) -> tuple[Decision, HPAState]:
-        """One HPA sync (every ``sync_period_s``, 15 s by default; calls in between keep the replicas)."""
+        """One HPA sync (every ``sync_period_s``, 15 s by default; calls in between keep the replicas). ``spec``
+        gives the roles and their bounds (:func:`hpa_roles`)."""
         return hpa_step(spec, observation, state, now, self._recommend, self.behavior, self.sync_period_s)
