@@ -8,6 +8,7 @@ import asyncio
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +72,7 @@ async def _agreed_replica_view(box: Box, timeout_s: float = 20.0) -> dict[str, d
         await asyncio.sleep(0.5)
 
 
-async def _run(scenario: Scenario) -> Run:
+async def _run(scenario: Scenario, twin: Callable[[Scenario], dict[str, Any]] = twin_reference) -> Run:
     t0 = time.monotonic()
     box = Box(scenario, on_change=_print_row)
     try:
@@ -84,13 +85,13 @@ async def _run(scenario: Scenario) -> Run:
         kubectl = box.kubectl_get_ias() if shutil.which("kubectl") else None
         metrics = await box.controller_metrics()
         replicas = await _agreed_replica_view(box)
-        hpa = {n: box.hpa_view(n) for n, actuation in scenario.pools if actuation == "HPA"}
+        hpa = {n: box.hpa_view(n) for n, actuation in scenario.pools if actuation.startswith("HPA")}
     finally:
         logs = {n: p.log_text()[-20000:] for n, p in box.procs.items()}
         await box.stop()
     wall_s = time.monotonic() - t0
     return Run(scenario, result, box.history, box.snapshots, events, ias, kubectl, metrics, hpa, replicas,
-               box.exit_codes, wall_s, logs, twin_reference(scenario))
+               box.exit_codes, wall_s, logs, twin(scenario))
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,9 @@ class Scenario:
         season_s: forecast season (simulated).
         hpa_sync_s: kube-controller-manager's HPA sync period (simulated; upstream's default 15 s).
         slo_ttft_s, slo_itl_s, percentile: the SLO.
-        pools: pool name → actuation (``Direct`` or ``HPA``).
+        pools: pool name → actuation: ``Direct``, ``HPA`` (the controller's desired replicas through an HPA), or
+            ``HPA-queue`` (an InferenceAutoscaler in HPA mode whose HPAs ignore its decisions and run the
+            scorecard's ``hpa-queue`` baseline on ``inference_autoscaler_queue_depth`` instead).
     """
 
     speed: float = 15.0
@@ -165,7 +167,7 @@ class Scenario:
                     },
                     "controlInterval": fmt_duration(self.wall(self.control_interval_s)),
                     "manualPause": fmt_duration(self.wall(600.0)),
-                    "actuation": actuation,
+                    "actuation": "HPA" if actuation.startswith("HPA") else actuation,
                 },
             })
         return objs
@@ -174,16 +176,43 @@ class Scenario:
 # --------------------------------------------------------------------------------------------- the HPA
 
 
+HPA_QUEUE_TARGET = 5  # waiting requests per replica: the scorecard's hpa-queue default
+
+
+def _hpa_rules(sc: Scenario, actuation: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(scaleUp, scaleDown) in wall seconds (whole seconds, at least 1). ``HPA``: as manifests/examples/hpa-mode
+    (no stabilisation, tolerance 0, 100 % or maxReplicas pods per period). ``HPA-queue``: the HPA's own defaults
+    (the scorecard's hpa-queue): up max(100 %, 4 pods) per 15 s, down 100 % per 15 s after a 300 s window,
+    tolerance 10 %."""
+    def period(sim_s: float) -> int:
+        return max(1, round(sc.wall(sim_s)))
+
+    if actuation == "HPA":
+        up = {"stabilizationWindowSeconds": 0, "tolerance": 0, "policies": [
+            {"type": "Percent", "value": 100, "periodSeconds": period(15)},
+            {"type": "Pods", "value": sc.max_replicas, "periodSeconds": period(15)}]}
+        down = {"stabilizationWindowSeconds": 0, "tolerance": 0,
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": period(15)}]}
+        return up, down
+    up = {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+        {"type": "Percent", "value": 100, "periodSeconds": period(15)},
+        {"type": "Pods", "value": 4, "periodSeconds": period(15)}]}
+    down = {"stabilizationWindowSeconds": period(300),
+            "policies": [{"type": "Percent", "value": 100, "periodSeconds": period(15)}]}
+    return up, down
+
+
 def hpa_objects(sc: Scenario) -> list[dict[str, Any]]:
-    """One HorizontalPodAutoscaler per role of each ``actuation: HPA`` pool, as ``manifests/examples/hpa-mode``
-    writes them (``External`` metric ``inference_autoscaler_desired_replicas``, ``AverageValue`` 1, no
-    stabilisation, 100 % per period), with the period in wall seconds (whole seconds, at least 1)."""
-    period = max(1, round(sc.wall(15.0)))
-    rule = {"stabilizationWindowSeconds": 0, "policies": [{"type": "Percent", "value": 100, "periodSeconds": period}]}
+    """One HorizontalPodAutoscaler per role of each HPA pool: ``HPA`` pools on
+    ``inference_autoscaler_desired_replicas`` (``AverageValue`` 1, as ``manifests/examples/hpa-mode``),
+    ``HPA-queue`` pools on ``inference_autoscaler_queue_depth`` (``AverageValue`` 5 per replica)."""
     out: list[dict[str, Any]] = []
     for pool, actuation in sc.pools:
-        if actuation != "HPA":
+        if not actuation.startswith("HPA"):
             continue
+        metric, target = (("inference_autoscaler_desired_replicas", "1") if actuation == "HPA"
+                          else ("inference_autoscaler_queue_depth", str(HPA_QUEUE_TARGET)))
+        up, down = _hpa_rules(sc, actuation)
         for role in ("prefill", "decode"):
             out.append({
                 "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
@@ -192,10 +221,10 @@ def hpa_objects(sc: Scenario) -> list[dict[str, Any]]:
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{pool}-{role}"},
                     "minReplicas": 1, "maxReplicas": sc.max_replicas,
                     "metrics": [{"type": "External", "external": {
-                        "metric": {"name": "inference_autoscaler_desired_replicas",
+                        "metric": {"name": metric,
                                    "selector": {"matchLabels": {"inferenceautoscaler": pool, "role": role}}},
-                        "target": {"type": "AverageValue", "averageValue": "1"}}}],
-                    "behavior": {"scaleUp": dict(rule), "scaleDown": dict(rule)},
+                        "target": {"type": "AverageValue", "averageValue": target}}}],
+                    "behavior": {"scaleUp": up, "scaleDown": down},
                 },
             })
     return out
@@ -318,7 +347,7 @@ class Box:
         self.wall0 = time.time()
         self.fleet_url = line.rsplit(" ", 1)[1]
         self.apply(ias_objs)
-        if any(actuation == "HPA" for _, actuation in sc.pools):
+        if any(actuation.startswith("HPA") for _, actuation in sc.pools):
             self._register_external_metrics(eport)
             self.apply(hpa_objects(sc))
         self._tasks.append(asyncio.create_task(self._record(), name="status recorder"))

@@ -163,3 +163,23 @@ def test_a_new_hpa_keeps_the_fleet_it_found_for_the_scale_down_window(t: float, 
         d, st = hpa.decide(SPEC, idle, st, now)
         replicas = d.desired[Role.PREFILL]
     assert d is not None and d.desired[Role.PREFILL] == want
+
+
+def test_a_delayed_metric_is_read_as_it_was_delay_seconds_ago() -> None:
+    """``metric_delay_s`` 15: the HPA acts on the queue of the sync before (the controller's last observation,
+    through the external metrics API); until a reading is that old it does not scale."""
+    hpa = HPAPolicy("queue", 5.0, metric_delay_s=15.0)
+    st = hpa.initial_state(SPEC, 0.0)
+    seen = []
+    replicas = 2
+    for k, queue in enumerate((10.0, 40.0, 40.0, 40.0)):
+        now = 15.0 * k
+        o = Observation(now, {r: RoleObservation(replicas=replicas, ready=replicas, reporting=replicas,
+                                                 queue_depth=queue) for r in (Role.PREFILL, Role.DECODE)})
+        d, st = hpa.decide(SPEC, o, st, now)
+        replicas = d.desired[Role.PREFILL]
+        seen.append(replicas)
+    # t=0: no reading 15 s old → hold 2; t=15 reads 10 → ceil(10/5) = 2; t=30 reads 40 → 8, limited to
+    # max(100 %, 4 pods) per 15 s = 6; t=45 reads 40 → 8
+    assert seen == [2, 2, 6, 8]
+    assert len(st.readings) <= 2

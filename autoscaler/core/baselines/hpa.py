@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from autoscaler.api.v1alpha1 import Behavior, InferenceAutoscalerSpec
@@ -125,6 +125,7 @@ class HPAState:
     extra: tuple[tuple[float, float], ...] = ()
     cached: float | None = None
     cached_at: float | None = None
+    readings: tuple[tuple[float, Observation], ...] = ()  # (time, observation) within HPAPolicy.metric_delay_s
 
 
 def normalize(
@@ -202,16 +203,21 @@ class HPAPolicy:
     """Kubernetes HPA v2 on a per-pod metric (``queue`` or ``kv``) with target ``target`` per pod.
 
     Each role is its own HPA on its own pods (as two HPAs on two Deployments would be).
+
+    ``metric_delay_s``: how old the metric is when the HPA reads it, seconds (0: the latest scrape, as through
+    prometheus-adapter). Through our external metrics API the value is the controller's last observation, one
+    control interval later (``e2e/test_hpa_fidelity.py`` measures the difference on the real HPA).
     """
 
     def __init__(self, metric: str = "queue", target: float = 5.0, *, behavior: Behavior | None = None,
-                 sync_period_s: float = SYNC_PERIOD_S) -> None:
+                 sync_period_s: float = SYNC_PERIOD_S, metric_delay_s: float = 0.0) -> None:
         if metric not in ("queue", "kv"):
             raise ValueError(f"metric must be 'queue' or 'kv', got {metric!r}")
         self.metric = metric
         self.target = target
         self.behavior = behavior
         self.sync_period_s = sync_period_s
+        self.metric_delay_s = metric_delay_s
         self.name = f"hpa-{metric}"
 
     def initial_state(self, spec: object, now: float) -> HPAState:
@@ -237,4 +243,20 @@ class HPAPolicy:
     ) -> tuple[Decision, HPAState]:
         """One HPA sync (every ``sync_period_s``, 15 s by default; calls in between keep the replicas). ``spec``
         gives the roles and their bounds (:func:`hpa_roles`)."""
-        return hpa_step(spec, observation, state, now, self._recommend, self.behavior, self.sync_period_s)
+        if self.metric_delay_s <= 0:
+            return hpa_step(spec, observation, state, now, self._recommend, self.behavior, self.sync_period_s)
+        readings = (*state.readings, (now, observation))
+        ripe = [k for k, (t, _) in enumerate(readings) if t <= now - self.metric_delay_s + 1e-9]
+        # No reading old enough yet: the metric is not there yet, so the HPA does not scale.
+        seen = _with_metrics_of(observation, readings[ripe[-1]][1]) if ripe else replace(observation, source_ok=False)
+        decision, new_state = hpa_step(spec, seen, state, now, self._recommend, self.behavior, self.sync_period_s)
+        # Older than the newest ripe reading is never read again.
+        return decision, replace(new_state, readings=readings[ripe[-1]:] if ripe else readings)
+
+
+def _with_metrics_of(now: Observation, then: Observation) -> Observation:
+    """Today's replica counts with the metric values of an older observation (what a delayed metric shows)."""
+    roles = {role: replace(ro, queue_depth=then.roles[role].queue_depth,
+                           kv_utilization=then.roles[role].kv_utilization, flags=then.roles[role].flags)
+             if role in then.roles else ro for role, ro in now.roles.items()}
+    return replace(now, roles=roles, source_ok=then.source_ok)
