@@ -64,7 +64,8 @@ demo: venv prometheus cluster
 	$(PY) -m e2e.demo
 
 # pytest exits 5 when nothing was collected: that is a broken selection, not a pass.
-test: venv prometheus cluster
+# The peers environment too: tests/test_dynamo_planner_peer.py replays through the real Dynamo planner.
+test: venv prometheus cluster peers
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 

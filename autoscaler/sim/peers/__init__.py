@@ -6,6 +6,24 @@ project: where it is missing, the adapters raise :class:`PeersUnavailable` namin
 scorecard skips their policies with a note.
 """
 
+from collections.abc import Sequence
+
 from autoscaler.sim.peers.env import PeersUnavailable, peers_python
 
-__all__ = ["PeersUnavailable", "peers_python"]
+__all__ = ["PEER_POLICIES", "PeersUnavailable", "peers_python", "unavailable_policies"]
+
+#: scorecard policies that run a peer's real code from the peers environment
+PEER_POLICIES = ("dynamo-planner",)
+
+
+def unavailable_policies(policies: Sequence[str]) -> dict[str, str]:
+    """``{policy: why}`` for the peer policies among ``policies`` that cannot run here (no peers environment):
+    the scorecard skips them with this note rather than failing."""
+    wanted = [p for p in policies if p in PEER_POLICIES]
+    if not wanted:
+        return {}
+    try:
+        peers_python()
+    except PeersUnavailable as err:
+        return {p: str(err) for p in wanted}
+    return {}

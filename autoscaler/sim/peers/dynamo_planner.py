@@ -32,7 +32,7 @@ from typing import Any
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec
 from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.types import Decision, Observation, Reason, ReasonCode, Role
-from autoscaler.sim.peers.env import PeerWorker
+from autoscaler.sim.peers.env import PeerWorker, shared_worker
 
 __all__ = ["DynamoPlannerPeer", "PeerState", "planner_inputs"]
 
@@ -66,15 +66,17 @@ class PeerState:
 
 
 def planner_inputs(
-    profile: PerformanceProfile, spec: InferenceAutoscalerSpec, sla_scale: float = 1.0
+    profile: PerformanceProfile, spec: InferenceAutoscalerSpec, sla_scale: float = 1.0, predictor: str = "arima"
 ) -> dict[str, Any]:
-    """The worker's ``init`` request: planner config, capabilities and profiler FPMs from ``profile``."""
+    """The worker's ``init`` request: planner config, capabilities and profiler FPMs from ``profile``;
+    ``predictor`` is its ``load_predictor`` (constant, arima — its default —, prophet or kalman)."""
     gpus = profile.gpus_per_replica
     budget = sum(rs.max_replicas * (rs.gpus_per_replica or gpus) for _, rs in spec.roles.items())
     mins = {Role(n): rs.min_replicas for n, rs in spec.roles.items()}
     config = {
         "mode": "disagg",
         "optimization_target": "sla",
+        "load_predictor": predictor,
         "environment": "virtual",
         "backend": "vllm",
         "ttft_ms": spec.slo.ttft.target_s * 1000.0 * sla_scale,
@@ -156,26 +158,27 @@ def _counts(observation: Observation, role: Role) -> tuple[int, int]:
 
 
 class DynamoPlannerPeer:
-    """The real Dynamo planner behind our ``Policy`` protocol (one worker process per run).
+    """The real Dynamo planner behind our ``Policy`` protocol.
 
-    :meth:`initial_state` starts a fresh planner (stopping the previous run's); :meth:`close` stops it.
+    :meth:`initial_state` starts a fresh planner in this process's worker (started on first use, reused by
+    later runs: the worker replaces its planner on each ``init``); :meth:`close` stops the worker.
     """
 
     name = "dynamo-planner"
 
-    def __init__(self, profile: PerformanceProfile, sla_scale: float = 1.0) -> None:
+    def __init__(self, profile: PerformanceProfile, sla_scale: float = 1.0, predictor: str = "arima") -> None:
         if not (sla_scale > 0 and math.isfinite(sla_scale)):
             raise ValueError(f"sla_scale must be a positive number, got {sla_scale!r}")
         self.profile = profile
         self.sla_scale = sla_scale
+        self.predictor = predictor
         self.version = ""
         self._worker: PeerWorker | None = None
 
     def initial_state(self, spec: InferenceAutoscalerSpec, now: float) -> PeerState:
         """Start the worker and the planner (:class:`PeersUnavailable` naming ``make peers`` without it)."""
-        self.close()
-        self._worker = PeerWorker(WORKER)
-        reply = self._worker.request(planner_inputs(self.profile, spec, self.sla_scale))
+        self._worker = shared_worker(WORKER)
+        reply = self._worker.request(planner_inputs(self.profile, spec, self.sla_scale, self.predictor))
         self.version = str(reply.get("version", ""))
         return PeerState(t0=now, last=now, next_tick=float(reply["first_tick_s"]))
 

@@ -120,6 +120,9 @@ def serve(inp: TextIO, out: TextIO) -> int:
             msg = json.loads(line)
             op = msg.get("op")
             if op == "init":
+                if adapter is not None:
+                    adapter.close()
+                    adapter = None
                 adapter, reply = _init(msg)
             elif op == "tick":
                 if adapter is None:

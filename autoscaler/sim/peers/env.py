@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from typing import IO, Any
 
 from autoscaler.errors import InputError
 
-__all__ = ["PeerWorker", "PeersUnavailable", "peers_python"]
+__all__ = ["PeerWorker", "PeersUnavailable", "peers_python", "shared_worker"]
 
 #: the environment variable that points at the peers environment's python instead of the default
 PYTHON_ENV = "INFERENCE_AUTOSCALER_PEERS_PYTHON"
@@ -67,7 +68,7 @@ class PeerWorker:
 
     def __init__(self, script: Path) -> None:
         python = peers_python()
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker; closed by _stop)
         try:
             self._proc = subprocess.Popen(
                 [str(python), str(script)],
@@ -115,11 +116,28 @@ class PeerWorker:
             return ""
         return f"\n--- worker stderr (tail) ---\n{text}" if text else ""
 
+    @property
+    def alive(self) -> bool:
+        """True while the process runs and has not been closed."""
+        return self._finalizer.alive and self._proc.poll() is None
+
     def close(self) -> None:
         """Ask the worker to stop and wait for it (idempotent)."""
         if self._finalizer.alive and self._proc.poll() is None:
-            try:
+            with contextlib.suppress(PeersUnavailable):  # it is stopped below either way
                 self.request({"op": "close"})
-            except PeersUnavailable:
-                pass
         self._finalizer()
+
+
+_SHARED: dict[tuple[int, Path], PeerWorker] = {}
+
+
+def shared_worker(script: Path) -> PeerWorker:
+    """This process's worker for ``script``, started on first use and reused by later runs (its imports take
+    ~20 s). A forked child gets its own: the parent's pipes are not its to use. Each worker stops when this
+    process exits (its stdin closes: it exits on end of input) or on :meth:`PeerWorker.close`."""
+    key = (os.getpid(), script)
+    worker = _SHARED.get(key)
+    if worker is None or not worker.alive:
+        worker = _SHARED[key] = PeerWorker(script)
+    return worker
