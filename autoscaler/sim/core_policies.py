@@ -10,6 +10,8 @@ Syntax (the knob after ``:`` is the one the scorecard sweeps; defaults are the p
 - ``hpa-queue[:TARGET]`` (waiting requests per pod, default 5), ``hpa-kv[:TARGET]`` (KV use, default 0.8);
 - ``keda[:THRESHOLD]`` (sum of waiting requests per replica, default 5); ``llmd[:TARGET]`` (latency ratio,
   default 1.0); ``dynamo[:SAFETY]`` (default 1.0); ``kpa[:TARGET]`` (concurrency per replica, default 16);
+- ``dynamo-planner[:SLA_SCALE]`` — NVIDIA Dynamo's real planner from the peers environment (``make peers``), its
+  SLA targets the scenario's × SLA_SCALE (default 1.0), :mod:`autoscaler.sim.peers.dynamo_planner`;
 - ``oracle[:MARGIN]`` — needs the trace, so only the scorecard (``bench``) runs it.
 """
 
@@ -26,6 +28,7 @@ from autoscaler.core.slo import SLOPolicy, Tuning
 from autoscaler.core.types import Decision, Observation, Policy
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, SimConfig
+from autoscaler.sim.peers.dynamo_planner import DynamoPlannerPeer
 from autoscaler.sim.policies import register_policy
 
 __all__ = ["CorePolicy", "spec_for_config"]
@@ -129,6 +132,7 @@ _register("keda", "keda[:THRESHOLD=5]", 5.0, lambda k, p: KEDAPolicy(k))
 _register("llmd", "llmd[:TARGET=1.0]", 1.0, lambda k, p: LLMDPolicy(k))
 _register("dynamo", "dynamo[:SAFETY=1.0]", 1.0, lambda k, p: DynamoPlannerPolicy(p, "constant", k))
 _register("kpa", "kpa[:TARGET=16]", 16.0, lambda k, p: KPAPolicy(k))
+_register("dynamo-planner", "dynamo-planner[:SLA_SCALE=1.0]", 1.0, lambda k, p: DynamoPlannerPeer(p, k))
 
 
 def _oracle_factory(options: str) -> CorePolicy:

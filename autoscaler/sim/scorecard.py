@@ -34,6 +34,7 @@ from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.slo import SLOPolicy, Tuning
 from autoscaler.core.types import Role
 from autoscaler.errors import InputError
+from autoscaler.sim.peers.dynamo_planner import DynamoPlannerPeer
 
 __all__ = [
     "DEFAULT_SWEEPS",
@@ -68,6 +69,7 @@ DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
     "llm-d": (0.3, 0.5, 0.8),
     "dynamo": (1.0, 1.5, 2.5),
     "kpa": (4.0, 8.0, 16.0),
+    "dynamo-planner": (0.35, 0.5, 0.7, 1.0),  # NVIDIA Dynamo's planner: SLA targets × the scenario's
     # the oracle's knob is its per-window goal: the share of each window's arrivals that must meet the SLO
     "oracle": (0.9, 0.95, 0.97, 0.99, 0.995),
 }
@@ -233,6 +235,8 @@ def make_policy(
             return DynamoPlannerPolicy(profile, "constant", k)
         case "kpa":
             return KPAPolicy(k)
+        case "dynamo-planner":
+            return DynamoPlannerPeer(profile, k)
         case "oracle":
             from autoscaler.sim.oracle import OraclePolicy
 
