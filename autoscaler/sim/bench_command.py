@@ -12,7 +12,7 @@ from autoscaler.errors import InputError
 
 __all__ = ["register"]
 
-DEFAULT_POLICIES = "slo,slo-noforecast,static,hpa-queue,hpa-kv,keda,llm-d,dynamo,kpa,oracle"
+DEFAULT_POLICIES = "slo,slo-noforecast,static,hpa-queue,hpa-kv,keda,llm-d,dynamo-planner,kpa,oracle"
 
 
 def _shard(text: str) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """The core's policies in the twin's registry: ``slo``, ``slo-noforecast``, the baselines and ``oracle``.
 
-The core policies need a performance profile (``slo``, ``dynamo``) and an ``InferenceAutoscalerSpec``; the
+The core policies need a performance profile (``slo``, ``dynamo-planner``) and an ``InferenceAutoscalerSpec``; the
 registry's factories only see the option text, so they return a :class:`CorePolicy` that the ``simulate``
 command binds to the profile and the simulated fleet's shape (:meth:`CorePolicy.bind`) before the run.
 
@@ -9,7 +9,7 @@ Syntax (the knob after ``:`` is the one the scorecard sweeps; defaults are the p
 - ``slo[:HEADROOM]`` — the controller (default headroom 0.5); ``slo-noforecast[:HEADROOM]`` with forecasting off;
 - ``hpa-queue[:TARGET]`` (waiting requests per pod, default 5), ``hpa-kv[:TARGET]`` (KV use, default 0.8);
 - ``keda[:THRESHOLD]`` (sum of waiting requests per replica, default 5); ``llmd[:TARGET]`` (latency ratio,
-  default 1.0); ``dynamo[:SAFETY]`` (default 1.0); ``kpa[:TARGET]`` (concurrency per replica, default 16);
+  default 1.0); ``kpa[:TARGET]`` (concurrency per replica, default 16);
 - ``dynamo-planner[:SLA_SCALE]`` — NVIDIA Dynamo's real planner from the peers environment (``make peers``), its
   SLA targets the scenario's × SLA_SCALE (default 1.0), :mod:`autoscaler.sim.peers.dynamo_planner`;
 - ``oracle[:MARGIN]`` — needs the trace, so only the scorecard (``bench``) runs it.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
-from autoscaler.core.baselines import DynamoPlannerPolicy, HPAPolicy, KEDAPolicy, KPAPolicy, LLMDPolicy
+from autoscaler.core.baselines import HPAPolicy, KEDAPolicy, KPAPolicy, LLMDPolicy
 from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.slo import SLOPolicy, Tuning
 from autoscaler.core.types import Decision, Observation, Policy
@@ -84,7 +84,7 @@ class CorePolicy:
     ) -> tuple[Policy[Any, Any], InferenceAutoscalerSpec]:
         """The concrete policy and the spec for this fleet."""
         if config.mode is Mode.AGGREGATED and self.name.startswith("dynamo"):
-            raise InputError("dynamo sizes prefill and decode separately: use --mode disaggregated",
+            raise InputError("dynamo-planner sizes prefill and decode separately: use --mode disaggregated",
                              source="--policy")
         policy = self.make(profile)
         policy.name = self.name
@@ -130,7 +130,6 @@ _register("hpa-queue", "hpa-queue[:TARGET=5]", 5.0, lambda k, p: HPAPolicy("queu
 _register("hpa-kv", "hpa-kv[:TARGET=0.8]", 0.8, lambda k, p: HPAPolicy("kv", k))
 _register("keda", "keda[:THRESHOLD=5]", 5.0, lambda k, p: KEDAPolicy(k))
 _register("llmd", "llmd[:TARGET=1.0]", 1.0, lambda k, p: LLMDPolicy(k))
-_register("dynamo", "dynamo[:SAFETY=1.0]", 1.0, lambda k, p: DynamoPlannerPolicy(p, "constant", k))
 _register("kpa", "kpa[:TARGET=16]", 16.0, lambda k, p: KPAPolicy(k))
 _register("dynamo-planner", "dynamo-planner[:SLA_SCALE=1.0]", 1.0, lambda k, p: DynamoPlannerPeer(p, k))
 

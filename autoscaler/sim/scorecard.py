@@ -23,7 +23,6 @@ from typing import Any
 
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
 from autoscaler.core.baselines import (
-    DynamoPlannerPolicy,
     HPAPolicy,
     KEDAPolicy,
     KPAPolicy,
@@ -67,7 +66,6 @@ DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
     "hpa-kv": (0.3, 0.5, 0.8),
     "keda": (0.5, 2.0, 5.0),
     "llm-d": (0.3, 0.5, 0.8),
-    "dynamo": (1.0, 1.5, 2.5),
     "kpa": (4.0, 8.0, 16.0),
     "dynamo-planner": (0.35, 0.5, 0.7, 1.0),  # NVIDIA Dynamo's planner: SLA targets × the scenario's
     # the oracle's knob is its per-window goal: the share of each window's arrivals that must meet the SLO
@@ -231,8 +229,6 @@ def make_policy(
             return KEDAPolicy(k)
         case "llm-d":
             return LLMDPolicy(k)
-        case "dynamo":
-            return DynamoPlannerPolicy(profile, "constant", k)
         case "kpa":
             return KPAPolicy(k)
         case "dynamo-planner":
