@@ -3,7 +3,7 @@
 The planner runs unmodified in a worker process of the peers environment (:mod:`.dynamo_worker`), through its
 offline-replay hook ``dynamo.planner.offline.replay_adapter.create_replay_planner_adapter``: its virtual clock
 starts at the policy's first call, and each of our control steps replays the planner's ticks that fell due
-since the last one, with the traffic of the step. What it is given:
+since the last one, with the step's traffic. What it is given:
 
 - ``optimization_target="sla"`` (its default, "throughput", is the load-based mode), disaggregated, its own
   defaults otherwise: 180 s throughput interval, ARIMA load predictor, at most 8 replicas changed per step;
@@ -18,8 +18,8 @@ since the last one, with the traffic of the step. What it is given:
 
 What it sees each step (our Prometheus-like observation): requests arriving, mean prompt and output lengths
 (token rates / request rate), ready and starting replicas per role. No prefix-hit rate (the twin's observation
-has none, so the planner is told "no datapoint") and no per-worker forward-pass metrics (its live re-fitting of
-the performance model is therefore idle; the profile's fit stays).
+has none, so it is reported as 0: prefill is sized on the whole prompt) and no per-worker forward-pass metrics
+(its live re-fitting of the performance model is therefore idle; the profile's fit stays).
 """
 
 from __future__ import annotations
@@ -142,9 +142,13 @@ def _traffic(observation: Observation, duration: float) -> dict[str, Any] | None
         "avg_isl": prompt / rate if rate > 0 else 0.0,
         "avg_osl": out / rate if rate > 0 else 0.0,
         "shape_count": n,
-        "hit_rate_count": 0.0,  # no prefix-hit observation: "no datapoint", not a zero hit rate
+        # the twin's observation has no prefix-hit rate: 0 with no samples, as the replay loop reports a window
+        # without admissions (its window merge turns a missing rate into 0 anyway); the planner then sizes
+        # prefill on the full prompt, which can only favour it
+        "hit_rate_count": 0.0,
         "avg_kv_hit_rate": 0.0,
     }
+    # our signals are the SLO percentile, not means; the planner only records these in its diagnostics
     if f.ttft is not None:
         window["avg_ttft_ms"], window["ttft_count"] = f.ttft * 1000.0, n
     if b.itl is not None:
@@ -207,7 +211,9 @@ class DynamoPlannerPeer:
     def decide(
         self, spec: InferenceAutoscalerSpec, observation: Observation, state: PeerState, now: float
     ) -> tuple[Decision, PeerState]:
-        """Replay the planner's ticks due by ``now``, the step's traffic on the last of them."""
+        """Replay the planner's ticks due by ``now`` (5 s apart, so up to three a 15 s step), the step's traffic on
+        the first of them: the ticks are late by up to one step, never early (their decisions apply now), and the
+        planner's replay adapter merges the windows up to its next throughput tick."""
         if self._worker is None:
             raise RuntimeError("dynamo-planner: initial_state must be called first")
         t = now - state.t0
