@@ -16,8 +16,11 @@ since the last one, with the step's traffic. What it is given:
 - the SLA targets: the scenario's TTFT and ITL targets × the knob (default 1.0). The planner sizes on mean
   latencies, the scorecard scores p95, so operators tighten these to buy attainment: that is the swept knob.
 
-What it sees each step (our Prometheus-like observation): requests arriving, mean prompt and output lengths
-(token rates / request rate), ready and starting replicas per role. No prefix-hit rate (the twin's observation
+What it sees each step (our Prometheus-like observation): the offered requests — Dynamo's live planner counts
+requests *started* at its frontend, "so throughput planning sees offered load, not only completed responses"
+(``monitoring/traffic_metrics.py``), and its replay reports offered load too; the engines' counters only count
+prefills done, so offered = prefills done + the growth of the prefill backlog (waiting + running) over the step —,
+mean prompt and output lengths (token rates / request rate), ready and starting replicas per role. No prefix-hit rate (the twin's observation
 has none, so it is reported as 0: prefill is sized on the whole prompt) and no per-worker forward-pass metrics
 (its live re-fitting of the performance model is therefore idle; the profile's fit stays).
 """
@@ -55,6 +58,7 @@ class PeerState:
         ordinal: ticks sent.
         desired: the planner's latest targets per role.
         reason: what it said on its latest tick.
+        backlog: requests inside the prefill role at ``last`` (None: unknown).
     """
 
     t0: float
@@ -63,6 +67,7 @@ class PeerState:
     ordinal: int = 0
     desired: dict[Role, int] | None = None
     reason: str = ""
+    backlog: float | None = None
 
 
 def planner_inputs(
@@ -91,6 +96,9 @@ def planner_inputs(
         "control_api_port": 0,
         "live_dashboard_port": 0,
         "report_interval_hours": None,
+        # its wall-clock guard on one tick (30 s) measures this machine, not the planner: on a loaded 2-core box
+        # its first ARIMA fit took 33 s, and the timed-out tick left it without decisions for the rest of the run
+        "scheduling": {"tick_max_duration_seconds": 3600.0},
     }
     caps = {
         "num_gpu": gpus,
@@ -126,8 +134,17 @@ def decode_fpms(profile: PerformanceProfile) -> list[list[float]]:
     return out
 
 
-def _traffic(observation: Observation, duration: float) -> dict[str, Any] | None:
-    """The step's traffic window as the replay loop reports it, or None when the rates are unknown."""
+def backlog(observation: Observation) -> float | None:
+    """Requests inside the prefill role (waiting + running), or None when unknown."""
+    front = observation.roles.get(Role.PREFILL)
+    if front is None or front.queue_depth is None or front.running is None:
+        return None
+    return front.queue_depth + front.running
+
+
+def _traffic(observation: Observation, duration: float, grown: float) -> dict[str, Any] | None:
+    """The step's traffic window as the replay loop reports it (``grown``: the prefill backlog's growth over it,
+    requests), or None when the rates are unknown."""
     front, back = observation.roles.get(Role.PREFILL), observation.roles.get(Role.DECODE)
     if not observation.source_ok or front is None or back is None or duration <= 0:
         return None
@@ -135,7 +152,7 @@ def _traffic(observation: Observation, duration: float) -> dict[str, Any] | None
     rate, prompt, out = f.arrival_rate, f.prompt_tokens_rate, b.generation_tokens_rate
     if rate is None or prompt is None or out is None:
         return None
-    n = rate * duration
+    n = max(0.0, rate * duration + grown)  # offered = prefills done + backlog growth
     window: dict[str, Any] = {
         "duration_s": duration,
         "num_req": n,
@@ -184,7 +201,7 @@ class DynamoPlannerPeer:
         self._worker = shared_worker(WORKER)
         reply = self._worker.request(planner_inputs(self.profile, spec, self.sla_scale, self.predictor))
         self.version = str(reply.get("version", ""))
-        return PeerState(t0=now, last=now, next_tick=float(reply["first_tick_s"]))
+        return PeerState(t0=now, last=now, next_tick=float(reply["first_tick_s"]), backlog=0.0)
 
     def close(self) -> None:
         """Stop the worker process, if any (idempotent)."""
@@ -217,7 +234,9 @@ class DynamoPlannerPeer:
         if self._worker is None:
             raise RuntimeError("dynamo-planner: initial_state must be called first")
         t = now - state.t0
-        traffic = _traffic(observation, now - state.last)
+        now_backlog = backlog(observation)
+        grown = now_backlog - state.backlog if now_backlog is not None and state.backlog is not None else 0.0
+        traffic = _traffic(observation, now - state.last, grown)
         desired = dict(state.desired) if state.desired else {}
         reason, ordinal, next_tick = state.reason, state.ordinal, state.next_tick
         pending = traffic
@@ -234,10 +253,10 @@ class DynamoPlannerPeer:
         if pending is not None:
             # no tick was due: the window waits for the next one (the replay merges windows the same way)
             return self._hold(observation, desired, reason), PeerState(
-                state.t0, state.last, next_tick, ordinal, desired or None, reason
+                state.t0, state.last, next_tick, ordinal, desired or None, reason, state.backlog
             )
         return self._hold(observation, desired, reason), PeerState(
-            state.t0, now, next_tick, ordinal, desired or None, reason
+            state.t0, now, next_tick, ordinal, desired or None, reason, now_backlog
         )
 
     def _hold(self, observation: Observation, desired: dict[Role, int], reason: str) -> Decision:
