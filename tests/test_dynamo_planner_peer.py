@@ -109,3 +109,21 @@ def test_real_planner_scales_with_traffic(peers_env: Path) -> None:
     assert low_after[Role.PREFILL] < high[Role.PREFILL] and low_after[Role.DECODE] < high[Role.DECODE]
     expected_prefill = math.ceil(20.0 * profile.prefill_time_s(isl))
     assert abs(high[Role.PREFILL] - expected_prefill) <= 1, (high, expected_prefill)
+
+
+def test_traffic_window_is_offered_load() -> None:
+    """Requests the planner is told about = prefills done + the prefill backlog's growth (its frontend counts
+    requests started, not completed)."""
+    from autoscaler.sim.peers.dynamo_planner import _traffic, backlog
+
+    roles = {
+        Role.PREFILL: RoleObservation(replicas=2, ready=2, arrival_rate=10.0, prompt_tokens_rate=12000.0,
+                                      queue_depth=30.0, running=4.0),
+        Role.DECODE: RoleObservation(replicas=2, ready=2, generation_tokens_rate=2000.0),
+    }
+    obs = Observation(time=0.0, roles=roles)
+    assert backlog(obs) == 34.0
+    window = _traffic(obs, 15.0, grown=34.0 - 4.0)
+    assert window is not None
+    assert window["num_req"] == pytest.approx(10.0 * 15.0 + 30.0)
+    assert window["avg_isl"] == pytest.approx(1200.0) and window["avg_osl"] == pytest.approx(200.0)
