@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv lock prometheus cluster demo test lint audit crd docs e2e clean
+.PHONY: venv lock peers lock-peers prometheus cluster demo test lint audit crd docs e2e clean
 
 # Re-install only when the project's dependencies change. Every package comes from the hash-pinned lock
 # (requirements/dev.txt); the project itself is installed editable on top, without resolving anything.
@@ -24,6 +24,25 @@ LOCK := $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3
 lock: venv
 	$(LOCK) -o requirements/runtime.txt
 	$(LOCK) --extra dev -o requirements/dev.txt
+
+# The peers environment: the real decision code of peers that ship it as a Python package (NVIDIA Dynamo's
+# planner), run by the scorecard in a worker process (autoscaler/sim/peers/). Kept apart from $(VENV): it pins
+# pydantic <= 2.13.5 and is never a dependency of the project. Hash-pinned, installed without resolving
+# (requirements/peers.txt), then the estimator wheel without its dependencies (requirements/peers-nodeps.txt).
+PEERS_VENV ?= .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+$(PEERS_STAMP): requirements/peers.txt requirements/peers-nodeps.txt
+	@test -x $(PEERS_VENV)/bin/python || python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/peers.txt
+	$(PEERS_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/peers-nodeps.txt
+	@touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+
+# Re-resolve the peers lock (needs PyPI); aisimulate is resolved out (requirements/peers-overrides.txt).
+lock-peers: venv
+	$(VENV)/bin/uv pip compile requirements/peers.in --override requirements/peers-overrides.txt \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --quiet -o requirements/peers.txt
 
 # Later tests run a real Prometheus; install Debian's when it is missing (needs root, as in CI).
 prometheus:
@@ -45,7 +64,8 @@ demo: venv prometheus cluster
 	$(PY) -m e2e.demo
 
 # pytest exits 5 when nothing was collected: that is a broken selection, not a pass.
-test: venv prometheus cluster
+# The peers environment too: tests/test_dynamo_planner_peer.py replays through the real Dynamo planner.
+test: venv prometheus cluster peers
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 

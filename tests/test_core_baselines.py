@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from autoscaler.core.baselines import (
-    DynamoPlannerPolicy,
     HPAPolicy,
     KEDAPolicy,
     KPAPolicy,
@@ -18,7 +17,7 @@ from autoscaler.core.baselines.hpa import (
     pods_metric_replicas,
 )
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
-from tests.strategies import TableProfile, make_spec, role_obs
+from tests.strategies import make_spec, role_obs
 
 SPEC = make_spec()
 
@@ -127,19 +126,6 @@ def test_kpa_panics_and_never_scales_down_in_panic() -> None:
     assert d.desired[Role.DECODE] == 8  # panic avg (40+240)/2 = 140 → 14, bounded by 2 N = 8
     d, st = kpa.decide(SPEC, calm, st, 30.0)
     assert d.desired[Role.DECODE] >= 4
-
-
-def test_dynamo_acts_every_180s_and_not_while_starting() -> None:
-    dyn = DynamoPlannerPolicy(TableProfile(), "constant", 1.0)
-    st = dyn.initial_state(SPEC, 0.0)
-    for t in range(0, 180, 15):
-        d, st = dyn.decide(SPEC, obs(float(t), replicas=2, rate=20.0), st, float(t))
-        assert d.desired == {Role.PREFILL: 2, Role.DECODE: 2}
-    d, st = dyn.decide(SPEC, obs(180.0, replicas=2, rate=20.0), st, 180.0)
-    assert d.desired[Role.PREFILL] > 2 and d.desired[Role.PREFILL] <= 10  # at most 8 added
-    st2 = dyn.initial_state(SPEC, 0.0)
-    d, _ = dyn.decide(SPEC, obs(180.0, replicas=2, rate=20.0, starting=1), st2, 180.0)
-    assert d.desired == {Role.PREFILL: 2, Role.DECODE: 2}
 
 
 def test_static() -> None:

@@ -151,7 +151,7 @@ def test_tiny_grid_report_structure(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["slo", "slo:0.6", "slo-noforecast", "hpa-queue:2", "hpa-kv:0.5", "keda:5", "llm-d:1", "dynamo",
+    "text", ["slo", "slo:0.6", "slo-noforecast", "hpa-queue:2", "hpa-kv:0.5", "keda:5", "llm-d:1", "dynamo-planner",
              "kpa:16"],
 )
 def test_registry_resolves_core_policies(text: str) -> None:

@@ -13,7 +13,7 @@ from autoscaler.sim.progress import Progress
 
 __all__ = ["register"]
 
-DEFAULT_POLICIES = "slo,slo-noforecast,static,hpa-queue,hpa-kv,keda,llm-d,dynamo,kpa,oracle"
+DEFAULT_POLICIES = "slo,slo-noforecast,static,hpa-queue,hpa-kv,keda,llm-d,dynamo-planner,kpa,oracle"
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -78,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace) -> int:
     from autoscaler.sim import scorecard as sc
     from autoscaler.sim.grid import run_grid
+    from autoscaler.sim.peers import unavailable_policies
 
+    skipped: dict[str, str] = {}
     try:
         if args.merge:
             points = sc.merge_points(args.merge)
@@ -118,6 +120,10 @@ def _run(args: argparse.Namespace) -> int:
             policies = [x.strip() for x in args.policies.split(",") if x.strip()]
             if args.quick and args.policies == DEFAULT_POLICIES:
                 policies = list(sc.QUICK_SWEEPS)
+            skipped = unavailable_policies(policies)
+            for pol, why in skipped.items():
+                print(f"inference-autoscaler bench: skipping {pol}: {why}", file=sys.stderr)
+            policies = [p for p in policies if p not in skipped]
             items = sc.grid(
                 scenarios, policies, args.profile, quick=args.quick, seed=args.seed, seeds=args.seeds
             )
@@ -137,11 +143,14 @@ def _run(args: argparse.Namespace) -> int:
                     "quick": args.quick,
                     "shard": f"{i}/{n}",
                     "scenarios": [s.__repr__() for s in scenarios],
+                    "skipped": skipped,
                 },
             )
     except InputError as err:
         print(f"inference-autoscaler bench: {err}", file=sys.stderr)
         return 2
     print(files["md"].read_text())
+    for pol, why in skipped.items():
+        print(f"note: {pol} was not run: {why}")
     print(f"wrote {', '.join(str(f) for f in files.values())}")
     return 0

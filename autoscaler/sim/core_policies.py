@@ -1,6 +1,6 @@
 """The core's policies in the twin's registry: ``slo``, ``slo-noforecast``, the baselines and ``oracle``.
 
-The core policies need a performance profile (``slo``, ``dynamo``) and an ``InferenceAutoscalerSpec``; the
+The core policies need a performance profile (``slo``, ``dynamo-planner``) and an ``InferenceAutoscalerSpec``; the
 registry's factories only see the option text, so they return a :class:`CorePolicy` that the ``simulate``
 command binds to the profile and the simulated fleet's shape (:meth:`CorePolicy.bind`) before the run.
 
@@ -9,8 +9,9 @@ Syntax (the knob after ``:`` is the one the scorecard sweeps; defaults are the p
 - ``slo[:HEADROOM]`` — the controller (default headroom 0.5); ``slo-noforecast[:HEADROOM]`` with forecasting off;
 - ``hpa-queue[:TARGET]`` (waiting requests per pod, default 5), ``hpa-kv[:TARGET]`` (KV use, default 0.8);
 - ``keda[:THRESHOLD]`` (sum of waiting requests per replica, default 5); ``llm-d[:TARGET]`` (latency ratio,
-  default 1.0; ``llmd`` is its deprecated alias); ``dynamo[:SAFETY]`` (default 1.0); ``kpa[:TARGET]``
-  (concurrency per replica, default 16);
+  default 1.0; ``llmd`` is its deprecated alias); ``kpa[:TARGET]`` (concurrency per replica, default 16);
+- ``dynamo-planner[:SLA_SCALE]`` — NVIDIA Dynamo's real planner from the peers environment (``make peers``), its
+  SLA targets the scenario's × SLA_SCALE (default 1.0), :mod:`autoscaler.sim.peers.dynamo_planner`;
 - ``oracle[:MARGIN]`` — needs the trace, so only the scorecard (``bench``) runs it.
 
 The scorecard builds its policies here too (:func:`core_policy`), with its swept knob as the option.
@@ -23,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoscaler.api.v1alpha1 import InferenceAutoscalerSpec, parse_spec
-from autoscaler.core.baselines import DynamoPlannerPolicy, HPAPolicy, KEDAPolicy, KPAPolicy, LLMDPolicy
+from autoscaler.core.baselines import HPAPolicy, KEDAPolicy, KPAPolicy, LLMDPolicy
 from autoscaler.core.profile import PerformanceProfile
 from autoscaler.core.slo import SLOPolicy, Tuning
 from autoscaler.core.types import Decision, Observation, Policy
 from autoscaler.errors import InputError
 from autoscaler.sim.config import Mode, SimConfig
+from autoscaler.sim.peers.dynamo_planner import DynamoPlannerPeer
 from autoscaler.sim.policies import register_alias, register_policy
 
 __all__ = ["CorePolicy", "core_policy", "spec_for_config"]
@@ -84,7 +86,7 @@ class CorePolicy:
     ) -> tuple[Policy[Any, Any], InferenceAutoscalerSpec]:
         """The concrete policy and the spec for this fleet."""
         if config.mode is Mode.AGGREGATED and self.name.startswith("dynamo"):
-            raise InputError("dynamo sizes prefill and decode separately: use --mode disaggregated",
+            raise InputError("dynamo-planner sizes prefill and decode separately: use --mode disaggregated",
                              source="--policy")
         policy = self.make(profile)
         policy.name = self.name
@@ -144,8 +146,8 @@ _register("keda", "keda[:THRESHOLD=5]", 5.0, lambda k, p: KEDAPolicy(k))
 _register("llm-d", "llm-d[:TARGET=1.0]", 1.0, lambda k, p: LLMDPolicy(k))
 # the twin's registry named it ``llmd`` (docs/control.md), while the scorecard and the policy itself say llm-d
 register_alias("llmd", _FACTORIES["llm-d"])
-_register("dynamo", "dynamo[:SAFETY=1.0]", 1.0, lambda k, p: DynamoPlannerPolicy(p, "constant", k))
 _register("kpa", "kpa[:TARGET=16]", 16.0, lambda k, p: KPAPolicy(k))
+_register("dynamo-planner", "dynamo-planner[:SLA_SCALE=1.0]", 1.0, lambda k, p: DynamoPlannerPeer(p, k))
 
 
 def _oracle_factory(options: str) -> CorePolicy:

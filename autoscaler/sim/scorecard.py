@@ -57,8 +57,8 @@ DEFAULT_SWEEPS: dict[str, tuple[float, ...]] = {
     "hpa-kv": (0.3, 0.5, 0.8),
     "keda": (0.5, 2.0, 5.0),
     "llm-d": (0.3, 0.5, 0.8),
-    "dynamo": (1.0, 1.5, 2.5),
     "kpa": (4.0, 8.0, 16.0),
+    "dynamo-planner": (0.35, 0.5, 0.7, 1.0),  # NVIDIA Dynamo's planner: SLA targets × the scenario's
     # the oracle's knob is its per-window goal: the share of each window's arrivals that must meet the SLO
     "oracle": (0.9, 0.95, 0.97, 0.99, 0.995),
 }
