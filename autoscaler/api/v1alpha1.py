@@ -16,7 +16,16 @@ import copy
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from autoscaler.api.durations import Duration, Money, parse_duration
@@ -604,6 +613,15 @@ class FallbackSpec(_Model):
 class InferenceAutoscalerSpec(_Model):
     """Desired behaviour of an InferenceAutoscaler."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("duration(self.controlInterval) >= duration('1s')", "controlInterval must be at least 1s",
+                     ".controlInterval"),
+            ]
+        }
+    )
+
     pool_ref: PoolRef = Field(description="The InferencePool whose model servers this autoscaler sizes.")
     role_label: str = Field(
         default="llm-d.ai/role", min_length=1, max_length=317,
@@ -639,12 +657,17 @@ class InferenceAutoscalerSpec(_Model):
     _control_interval_s: float = PrivateAttr(0.0)
     _manual_pause_s: float = PrivateAttr(0.0)
 
+    @field_validator("control_interval")
+    @classmethod
+    def _at_least_a_second(cls, value: str) -> str:
+        if parse_duration(value) < 1.0:
+            raise ValueError("controlInterval must be at least 1s")
+        return value
+
     @model_validator(mode="after")
     def _interval(self) -> InferenceAutoscalerSpec:
         self._control_interval_s = parse_duration(self.control_interval)
         self._manual_pause_s = parse_duration(self.manual_pause)
-        if self._control_interval_s < 1.0:
-            raise ValueError("controlInterval must be at least 1s")
         return self
 
     @property
