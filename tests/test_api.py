@@ -117,6 +117,9 @@ BAD = [
     ("bad-money", "spec.cost.pricePerGpuHour", "$4", "spec.cost.pricePerGpuHour", "spec.cost.pricePerGpuHour"),
     ("bad-actuation", "spec.actuation", "Yolo", "spec.actuation", "spec.actuation"),
     ("negative-min", "spec.roles.decode.minReplicas", -1, "spec.roles.decode.minReplicas", "spec.roles.decode.minReplicas"),
+    ("short-interval", "spec.controlInterval", "500ms", "spec.controlInterval", "spec.controlInterval"),
+    ("unknown-role-key", "spec.fallback", {"policy": "Static", "replicas": {"prefil": 2}}, "spec.fallback.replicas",
+     "spec.fallback.replicas"),
 ]
 
 

@@ -65,6 +65,12 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     if "enum" in node and "type" not in node:
         node["type"] = "string"
     out = {k: v if k.startswith("x-kubernetes") else _resolve(v, defs) for k, v in node.items() if k in _KEEP}
+    keys = (node.get("propertyNames") or {}).get("enum")
+    if keys:  # structural schemas have no propertyNames: a map's allowed keys become a CEL rule
+        out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), {
+            "message": f"keys must be one of: {', '.join(str(k) for k in keys)}",
+            "rule": f"self.all(k, k in {[str(k) for k in keys]!r})",
+        }]
     if "properties" in node:
         out["properties"] = {name: _resolve(sub, defs) for name, sub in node["properties"].items()}
     if isinstance(node.get("additionalProperties"), dict):

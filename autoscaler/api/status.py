@@ -91,7 +91,7 @@ class StatusSummary(_Model):
 
     prefill: str = Field(default="", max_length=32, description="Prefill replicas as current→desired.")
     decode: str = Field(default="", max_length=32, description="Decode (or aggregated) replicas as current→desired.")
-    ttft: str = Field(default="", max_length=32, description="Observed TTFT vs target, e.g. 0.62s/1s.")
+    ttft: str = Field(default="", max_length=32, description="Observed TTFT vs target, e.g. 620ms/1s.")
     queue: str = Field(default="", max_length=32, description="Requests waiting.")
     kv_cache: str = Field(default="", max_length=32, description="Mean KV-cache use, percent.")
 

@@ -4,10 +4,13 @@ kube-controller-manager; the controller talks to it through the recording fault 
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import pytest
 
 from autoscaler.core.types import Role
+from localcluster.client import Kube, KubeError, wait_until
+from localcluster.crds import PROJECT_CRD, crd_documents, install_crds
 from tests.fixtures.cluster import kubectl
 from tests.fixtures.controller import (
     NS,
@@ -125,8 +128,8 @@ async def test_missing_pool_and_target_and_invalid_spec_affect_only_themselves(k
         "kind": "Deployment",
         "name": "good-prefill",
     }
-    bad["spec"]["controlInterval"] = "500ms"  # passes the CRD schema, rejected by the controller (>= 1s)
-    kube_server.create(bad)
+    bad["spec"]["controlInterval"] = "500ms"  # the controller needs >= 1s (so does the current CRD)
+    _create_under_an_older_crd(kube_server, bad)
     metrics = FakeMetrics()
     metrics.default = {Role.PREFILL: metrics_obs(40), Role.DECODE: metrics_obs(40)}
     await make_controller(QueuePolicy(), metrics)
@@ -150,6 +153,32 @@ async def test_missing_pool_and_target_and_invalid_spec_affect_only_themselves(k
         "bad" in e["regarding"]["name"] and e["reason"] == "LoadScaleUp"
         for e in kube_server.list_objects("events.k8s.io/v1", "Event", NS)
     )
+
+
+def _create_under_an_older_crd(server, obj) -> None:
+    """Store ``obj`` as a cluster whose CRD predates the spec-level rule (controlInterval >= 1s) did: the
+    server does not revalidate stored objects when a CRD changes. The session's CRD is put back at once."""
+    (current,) = crd_documents((PROJECT_CRD,))
+    older = copy.deepcopy(current)
+    del older["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"]
+    install_crds(server.kube, [older])
+    try:
+        wait_until(lambda: _accepted(server.kube, obj), what="the older CRD served", timeout_s=30)
+        server.create(obj)
+    finally:
+        install_crds(server.kube, [current])
+        wait_until(lambda: not _accepted(server.kube, obj), what="the current CRD served", timeout_s=30)
+
+
+def _accepted(kube: Kube, obj) -> bool:
+    probe = {**obj, "metadata": {**obj["metadata"], "name": "probe"}}
+    try:
+        kube.create(probe, dry_run=True)
+    except KubeError as err:
+        if err.status != 422:
+            raise
+        return False
+    return True
 
 
 async def test_conflict_storm_is_retried(kube_server, make_controller):
