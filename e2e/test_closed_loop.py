@@ -114,9 +114,6 @@ def _grows(changes: str) -> bool:
     return False
 
 
-@pytest.mark.xfail(strict=False, reason="SLOPolicy's forecast scale-up comes ~15 s before the first SLO-breaking "
-                   "interval (t=480 s, p95 TTFT 1.14 s), in the twin alone as well, while a replica needs 155 s "
-                   "to start; whether it lands before that interval is a matter of tick timing. See e2e/README.md")
 def test_direct_scales_up_before_the_slo_breaks(run: Run) -> None:
     f = figures(run, DIRECT)
     assert f.first_scale_up is not None
@@ -130,9 +127,6 @@ def test_direct_scales_down_after_the_burst(run: Run) -> None:
     assert f.scale_downs_after_peak, "no scale-down after the burst's peak"
 
 
-@pytest.mark.xfail(strict=False, reason="about one run in three: SLOPolicy scales decode 2→1 at the burst's "
-                   "peak (ITL holds on one replica, TTFT then breaks from decode congestion for ~6 intervals), "
-                   "giving 98.4–98.7 %; see e2e/README.md")
 def test_slo_attainment_at_least_99_percent(run: Run) -> None:
     for pool in (DIRECT, HPA):
         assert figures(run, pool).attainment >= 0.99, pool

@@ -186,7 +186,7 @@ def _obs(queue: float | None, ready: int, replicas: int) -> Observation:
         (8.0, 2, 2, 2),  # 4 per replica = target
         (8.4, 2, 2, 2),  # within 10 %
         (16.0, 2, 2, 4),  # ratio 2
-        (0.0, 4, 4, 1),  # empty: to the configured minimum (no history yet)
+        (0.0, 4, 4, 4),  # empty: the first sync keeps the 4 it found for the 300 s down window
         (None, 2, 2, 2),  # unknown: hold
     ],
 )
