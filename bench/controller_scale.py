@@ -173,8 +173,10 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
     metrics = Metrics()
     controller = Controller(settings, transport, Proportional(), lambda spec: ("bench", metrics))
     spans: list[tuple[float, float]] = []
+    first: dict[str, tuple[float, float]] = {}  # key → its first reconcile (the cold pass ends with the last)
     requests_at: list[tuple[float, str, str]] = []
     calls: list[tuple[float, float, str]] = []  # (start, end, method) of every non-watch request
+    failures: dict[str, int] = {}  # failed requests by error (first line, without the path)
     transport.on_request = lambda method, path: requests_at.append((time.time(), method, path))
     send_once = transport.send_once
 
@@ -182,6 +184,10 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
         t0 = time.time()
         try:
             return await send_once(request)
+        except Exception as err:
+            what = f"{type(err).__name__}: {str(err).split(': ', 1)[-1][:80]}"
+            failures[what] = failures.get(what, 0) + 1
+            raise
         finally:
             calls.append((t0, time.time(), request.method))
 
@@ -193,7 +199,9 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
         try:
             return await inner(key)
         finally:
-            spans.append((t0, time.time()))
+            t1 = time.time()
+            spans.append((t0, t1))
+            first.setdefault(key, (t0, t1))
 
     controller.reconciler.reconcile_once = timed  # type: ignore[method-assign]
     cpu: list[tuple[float, float]] = []
@@ -208,10 +216,11 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
     server_before = await _server_write_seconds(kubeconfig)  # before the workers start: none in flight
     await controller.start()
     synced = time.time()
-    # Cold pass: every worker starts at once after the caches sync.
-    while len(spans) < n:  # noqa: ASYNC110 - polling a counter the timed wrapper appends to
+    # Cold pass: every worker starts at once after the caches sync. It ends when every resource has been
+    # reconciled once (those done early reconcile again at the next tick boundaries meanwhile).
+    while len(first) < n:  # noqa: ASYNC110 - polling a map the timed wrapper fills
         await asyncio.sleep(0.05)
-    cold_end = max(e for _, e in spans[:n])
+    cold_end = max(e for _, e in first.values())
     cold_requests = [r for r in requests_at if synced <= r[0] <= cold_end]
     server_after = await _server_write_seconds(kubeconfig)
     server_writes = server_after[1] - server_before[1]
@@ -223,11 +232,13 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
     sampler.cancel()
 
     steady = []
+    steady_incomplete: list[int] = []  # reconciles in ticks that did not cover every resource
     for i in range(ticks):
         lo, hi = first_boundary + i * interval, first_boundary + (i + 1) * interval
         tick = [(s, e) for s, e in spans if lo <= s < hi]
         reqs = [r for r in requests_at if lo <= r[0] < hi]
-        if len(tick) < n:
+        if len(tick) < n:  # some resources were not reconciled in this tick (backing off after errors)
+            steady_incomplete.append(len(tick))
             continue
         end = max(e for _, e in tick)
         steady.append(
@@ -241,7 +252,7 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
                 "writes": sum(1 for _, m, _ in reqs if m != "GET"),
             }
         )
-    cold = spans[:n]
+    cold = list(first.values())
     return {
         "n": n,
         "t_synced": synced,
@@ -261,7 +272,10 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
         "cold_server_latency_ms": 1000 * (server_after[0] - server_before[0]) / max(server_writes, 1),
         "cold_server_in_flight": (server_after[0] - server_before[0]) / max(cold_end - synced, 1e-9),
         "metrics_calls": metrics.calls,
+        "reconcile_errors": controller.stats.errors,
+        "request_failures": failures,
         "steady": steady,
+        "steady_incomplete": steady_incomplete,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
