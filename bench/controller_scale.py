@@ -125,134 +125,159 @@ async def _server_write_seconds(kubeconfig: str) -> tuple[float, int]:
     return total, count
 
 
+class _Metrics:
+    """A constant metrics source: every pool reports the same latencies and a fixed queue per resource."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def observe(self, queries: Sequence[Any], now: float) -> Mapping[str, Any]:
+        from autoscaler.core.types import Observation, RoleObservation
+
+        self.calls += 1
+        out = {}
+        for q in queries:
+            ro = RoleObservation(
+                replicas=0,
+                ready=0,
+                ttft=0.4,
+                itl=0.04,
+                queue_depth=_queue_for(q.key),
+                kv_utilization=0.5,
+                arrival_rate=3.0,
+            )
+            out[q.key] = Observation(time=now, roles={r: ro for r in q.pods_by_role})
+        return out
+
+
+class _Proportional:
+    """One replica per 10 queued requests, within each role's bounds: a policy that costs next to nothing."""
+
+    name = "proportional"
+
+    def initial_state(self, spec: Any, now: float) -> None:
+        return None
+
+    def decide(self, spec: Any, obs: Any, state: None, now: float) -> tuple[Any, None]:
+        from autoscaler.core.types import Decision, Reason, ReasonCode, Role
+
+        desired = {}
+        for role_name, rs in spec.roles.items():
+            want = math.ceil((obs.roles[Role(role_name)].queue_depth or 0) / 10)
+            desired[Role(role_name)] = max(rs.min_replicas, min(rs.max_replicas, want))
+        return Decision(desired=desired, reasons=(Reason(ReasonCode.STEADY, "proportional"),)), None
+
+
+class _Recorder:
+    """Wraps the controller's transport and reconciler to record every request and reconcile, and samples
+    the process's CPU time every 0.1 s."""
+
+    def __init__(self, controller: Any) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self.first: dict[
+            str, tuple[float, float]
+        ] = {}  # key → its first reconcile (the cold pass ends with the last)
+        self.requests_at: list[tuple[float, str, str]] = []  # every request, watches included
+        self.calls: list[tuple[float, float, str]] = []  # (start, end, method) of every non-watch request
+        self.failures: dict[str, int] = {}  # failed requests by error (without the path)
+        self.cpu: list[tuple[float, float]] = []
+        transport, reconciler = controller.transport, controller.reconciler
+        transport.on_request = lambda method, path: self.requests_at.append((time.time(), method, path))
+        send_once, reconcile_once = transport.send_once, reconciler.reconcile_once
+
+        async def timed_send(request: Any) -> Any:
+            t0 = time.time()
+            try:
+                return await send_once(request)
+            except Exception as err:
+                what = f"{type(err).__name__}: {str(err).split(': ', 1)[-1][:80]}"
+                self.failures[what] = self.failures.get(what, 0) + 1
+                raise
+            finally:
+                self.calls.append((t0, time.time(), request.method))
+
+        async def timed(key: str) -> float | None:
+            t0 = time.time()
+            try:
+                return await reconcile_once(key)
+            finally:
+                t1 = time.time()
+                self.spans.append((t0, t1))
+                self.first.setdefault(key, (t0, t1))
+
+        transport.send_once = timed_send
+        reconciler.reconcile_once = timed
+        self._sampler = asyncio.create_task(self._sample_cpu())
+
+    async def _sample_cpu(self) -> None:
+        while True:
+            self.cpu.append((time.time(), time.process_time()))
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._sampler.cancel()
+
+    def steady(
+        self, first_boundary: float, interval: float, ticks: int, n: int
+    ) -> tuple[list[dict[str, Any]], list[int]]:
+        """Per complete tick: wall time, CPU, reconcile latencies, requests and writes; and the reconcile counts
+        of ticks that did not cover every resource (backing off after errors)."""
+        complete, incomplete = [], []
+        for i in range(ticks):
+            lo, hi = first_boundary + i * interval, first_boundary + (i + 1) * interval
+            tick = [(s, e) for s, e in self.spans if lo <= s < hi]
+            reqs = [r for r in self.requests_at if lo <= r[0] < hi]
+            if len(tick) < n:
+                incomplete.append(len(tick))
+                continue
+            end = max(e for _, e in tick)
+            complete.append(
+                {
+                    "reconciles": len(tick),
+                    "full_tick_s": end - lo,
+                    "cpu_s": _cpu_between(self.cpu, lo, end),
+                    "p50_ms": 1000 * statistics.median(e - s for s, e in tick),
+                    "p99_ms": 1000 * sorted(e - s for s, e in tick)[int(0.99 * (len(tick) - 1))],
+                    "requests": len(reqs),
+                    "writes": sum(1 for _, m, _ in reqs if m != "GET"),
+                }
+            )
+        return complete, incomplete
+
+
 async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[str, Any]:
     from autoscaler.adapters.kube import KubeTransport, new_api_client
     from autoscaler.controller.manager import Controller
-    from autoscaler.core.types import Decision, Observation, Reason, ReasonCode, Role, RoleObservation
-    from autoscaler.ports import PoolQuery
     from autoscaler.settings import ControllerSettings
-
-    class Metrics:
-        def __init__(self) -> None:
-            self.calls = 0
-
-        async def observe(self, queries: Sequence[PoolQuery], now: float) -> Mapping[str, Observation]:
-            self.calls += 1
-            out = {}
-            for q in queries:
-                ro = RoleObservation(
-                    replicas=0,
-                    ready=0,
-                    ttft=0.4,
-                    itl=0.04,
-                    queue_depth=_queue_for(q.key),
-                    kv_utilization=0.5,
-                    arrival_rate=3.0,
-                )
-                out[q.key] = Observation(time=now, roles={r: ro for r in q.pods_by_role})
-            return out
-
-    class Proportional:
-        name = "proportional"
-
-        def initial_state(self, spec: Any, now: float) -> None:
-            return None
-
-        def decide(self, spec: Any, obs: Observation, state: None, now: float) -> tuple[Decision, None]:
-            desired = {}
-            for role_name, rs in spec.roles.items():
-                ro = obs.roles[Role(role_name)]
-                want = math.ceil((ro.queue_depth or 0) / 10)
-                desired[Role(role_name)] = max(rs.min_replicas, min(rs.max_replicas, want))
-            return Decision(desired=desired, reasons=(Reason(ReasonCode.STEADY, "proportional"),)), None
 
     settings = ControllerSettings(
         kubeconfig=kubeconfig, leader_elect=False, health_port=-1, log_format="json"
     )
     transport = KubeTransport(await new_api_client(kubeconfig), timeout_s=60.0)
-    metrics = Metrics()
-    controller = Controller(settings, transport, Proportional(), lambda spec: ("bench", metrics))
-    spans: list[tuple[float, float]] = []
-    first: dict[str, tuple[float, float]] = {}  # key → its first reconcile (the cold pass ends with the last)
-    requests_at: list[tuple[float, str, str]] = []
-    calls: list[tuple[float, float, str]] = []  # (start, end, method) of every non-watch request
-    failures: dict[str, int] = {}  # failed requests by error (first line, without the path)
-    transport.on_request = lambda method, path: requests_at.append((time.time(), method, path))
-    send_once = transport.send_once
-
-    async def timed_send(request: Any) -> Any:
-        t0 = time.time()
-        try:
-            return await send_once(request)
-        except Exception as err:
-            what = f"{type(err).__name__}: {str(err).split(': ', 1)[-1][:80]}"
-            failures[what] = failures.get(what, 0) + 1
-            raise
-        finally:
-            calls.append((t0, time.time(), request.method))
-
-    transport.send_once = timed_send  # type: ignore[method-assign]
-    inner = controller.reconciler.reconcile_once
-
-    async def timed(key: str) -> float | None:
-        t0 = time.time()
-        try:
-            return await inner(key)
-        finally:
-            t1 = time.time()
-            spans.append((t0, t1))
-            first.setdefault(key, (t0, t1))
-
-    controller.reconciler.reconcile_once = timed  # type: ignore[method-assign]
-    cpu: list[tuple[float, float]] = []
-
-    async def sample_cpu() -> None:
-        while True:
-            cpu.append((time.time(), time.process_time()))
-            await asyncio.sleep(0.1)
-
-    sampler = asyncio.create_task(sample_cpu())
+    metrics = _Metrics()
+    controller = Controller(settings, transport, _Proportional(), lambda spec: ("bench", metrics))
+    rec = _Recorder(controller)
     t_start = time.time()
     server_before = await _server_write_seconds(kubeconfig)  # before the workers start: none in flight
     await controller.start()
     synced = time.time()
     # Cold pass: every worker starts at once after the caches sync. It ends when every resource has been
     # reconciled once (those done early reconcile again at the next tick boundaries meanwhile).
-    while len(first) < n:  # noqa: ASYNC110 - polling a map the timed wrapper fills
+    while len(rec.first) < n:  # noqa: ASYNC110 - polling a map the timed wrapper fills
         await asyncio.sleep(0.05)
-    cold_end = max(e for _, e in first.values())
-    cold_requests = [r for r in requests_at if synced <= r[0] <= cold_end]
+    cold_end = max(e for _, e in rec.first.values())
     server_after = await _server_write_seconds(kubeconfig)
-    server_writes = server_after[1] - server_before[1]
     # One warm-up tick: it records what the cold pass's writes changed (the watch echoes them back).
     first_boundary = math.floor(cold_end / interval + 2) * interval
     await asyncio.sleep(first_boundary + ticks * interval - time.time() + 0.5 * interval)
     await controller.stop()
     await transport.close()
-    sampler.cancel()
-
-    steady = []
-    steady_incomplete: list[int] = []  # reconciles in ticks that did not cover every resource
-    for i in range(ticks):
-        lo, hi = first_boundary + i * interval, first_boundary + (i + 1) * interval
-        tick = [(s, e) for s, e in spans if lo <= s < hi]
-        reqs = [r for r in requests_at if lo <= r[0] < hi]
-        if len(tick) < n:  # some resources were not reconciled in this tick (backing off after errors)
-            steady_incomplete.append(len(tick))
-            continue
-        end = max(e for _, e in tick)
-        steady.append(
-            {
-                "reconciles": len(tick),
-                "full_tick_s": end - lo,
-                "cpu_s": _cpu_between(cpu, lo, end),
-                "p50_ms": 1000 * statistics.median(e - s for s, e in tick),
-                "p99_ms": 1000 * sorted(e - s for s, e in tick)[int(0.99 * (len(tick) - 1))],
-                "requests": len(reqs),
-                "writes": sum(1 for _, m, _ in reqs if m != "GET"),
-            }
-        )
-    cold = list(first.values())
+    rec.stop()
+    steady, incomplete = rec.steady(first_boundary, interval, ticks, n)
+    cold = list(rec.first.values())
+    cold_requests = [r for r in rec.requests_at if synced <= r[0] <= cold_end]
+    server_writes = server_after[1] - server_before[1]
     return {
         "n": n,
         "t_synced": synced,
@@ -260,12 +285,12 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
         "t_steady": [first_boundary, first_boundary + ticks * interval],
         "startup_sync_s": synced - t_start,
         "cold_tick_s": cold_end - synced,
-        "cold_cpu_s": _cpu_between(cpu, synced, cold_end),
+        "cold_cpu_s": _cpu_between(rec.cpu, synced, cold_end),
         "cold_p50_ms": 1000 * statistics.median(e - s for s, e in cold),
         "cold_p99_ms": 1000 * sorted(e - s for s, e in cold)[int(0.99 * (len(cold) - 1))],
         "cold_requests": len(cold_requests),
         "cold_writes": sum(1 for _, m, _ in cold_requests if m != "GET"),
-        **{f"cold_{k}": v for k, v in _latency_summary(calls, synced, cold_end).items()},
+        **{f"cold_{k}": v for k, v in _latency_summary(rec.calls, synced, cold_end).items()},
         # What the apiserver itself measured for the cold pass's writes: mean latency, and the mean number
         # it was handling at once (sum of latencies / wall time), against what the client saw above.
         "cold_server_writes": server_writes,
@@ -273,9 +298,9 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
         "cold_server_in_flight": (server_after[0] - server_before[0]) / max(cold_end - synced, 1e-9),
         "metrics_calls": metrics.calls,
         "reconcile_errors": controller.stats.errors,
-        "request_failures": failures,
+        "request_failures": rec.failures,
         "steady": steady,
-        "steady_incomplete": steady_incomplete,
+        "steady_incomplete": incomplete,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
