@@ -246,7 +246,7 @@ class _Recorder:
         return complete, incomplete
 
 
-async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[str, Any]:
+async def _worker(kubeconfig: str, n: int, interval: float, ticks: int, api_timeout: float) -> dict[str, Any]:
     from autoscaler.adapters.kube import KubeTransport, new_api_client
     from autoscaler.controller.manager import Controller
     from autoscaler.settings import ControllerSettings
@@ -254,7 +254,7 @@ async def _worker(kubeconfig: str, n: int, interval: float, ticks: int) -> dict[
     settings = ControllerSettings(
         kubeconfig=kubeconfig, leader_elect=False, health_port=-1, log_format="json"
     )
-    transport = KubeTransport(await new_api_client(kubeconfig), timeout_s=60.0)
+    transport = KubeTransport(await new_api_client(kubeconfig), timeout_s=api_timeout)
     metrics = _Metrics()
     controller = Controller(settings, transport, _Proportional(), lambda spec: ("bench", metrics))
     rec = _Recorder(controller)
@@ -429,7 +429,9 @@ def _loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-def _run_size(n: int, interval: float, ticks: int, pods: str, threads: int) -> dict[str, Any]:
+def _run_size(
+    n: int, interval: float, ticks: int, pods: str, threads: int, api_timeout: float
+) -> dict[str, Any]:
     from localcluster.client import Kube
     from localcluster.crds import install_crds
     from localcluster.plane import CONTROLLERS, ControlPlane, PlaneOptions
@@ -476,6 +478,8 @@ def _run_size(n: int, interval: float, ticks: int, pods: str, threads: int) -> d
                         str(interval),
                         "--ticks",
                         str(ticks),
+                        "--api-timeout",
+                        str(api_timeout),
                     ],
                     cwd=ROOT,
                     capture_output=True,
@@ -608,6 +612,12 @@ def main() -> int:
         "--ticks", type=int, default=3, help="steady ticks measured per run (median reported)"
     )
     parser.add_argument(
+        "--api-timeout",
+        type=float,
+        default=60.0,
+        help="the controller's per-request timeout, seconds (its production default is 10)",
+    )
+    parser.add_argument(
         "--pods",
         choices=("none", "kubelet"),
         default="none",
@@ -625,13 +635,17 @@ def main() -> int:
         import structlog
 
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-        print(json.dumps(asyncio.run(_worker(args.kubeconfig, args.n, args.interval, args.ticks))))
+        print(
+            json.dumps(
+                asyncio.run(_worker(args.kubeconfig, args.n, args.interval, args.ticks, args.api_timeout))
+            )
+        )
         return 0
     print(HEADER, flush=True)
     for n in (int(s) for s in args.sizes.split(",")):
         runs = []
         for _ in range(args.runs):
-            r = _run_size(n, args.interval, args.ticks, args.pods, args.threads)
+            r = _run_size(n, args.interval, args.ticks, args.pods, args.threads, args.api_timeout)
             runs.append(r)
             print(_row(r), flush=True)
             print("      " + json.dumps(r), file=sys.stderr, flush=True)
