@@ -1,7 +1,7 @@
 """Controller scale benchmark: N InferenceAutoscalers × 2 roles on one controller process, real control plane.
 
     .venv/bin/python bench/controller_scale.py [--sizes 100,1000,5000] [--runs 3] [--interval 15] [--ticks 3]
-                                               [--pods none|kubelet]
+                                               [--pods none|kubelet] [--api-timeout 60] [--threads 16]
 
 For each N and run, a fresh local control plane (upstream etcd + kube-apiserver + kube-controller-manager,
 :mod:`localcluster.plane`) is started, the CRDs installed, and N InferencePools + 2N Deployments + N
