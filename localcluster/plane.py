@@ -67,6 +67,8 @@ class PlaneOptions:
         hpa_tolerance: ``--horizontal-pod-autoscaler-tolerance`` (upstream's default 0.1).
         hpa_downscale_window_s: ``--horizontal-pod-autoscaler-downscale-stabilization`` (seconds; upstream 300).
         kcm_qps: kube-controller-manager's client QPS (upstream 20; raised by the scale bench).
+        kcm_controllers: the controllers kube-controller-manager runs (default :data:`CONTROLLERS`); the scale
+            bench drops the deployment and replicaset controllers so that its Deployments create no Pods.
         extra_apiserver_args: appended to kube-apiserver's command line.
     """
 
@@ -74,6 +76,7 @@ class PlaneOptions:
     hpa_tolerance: float = 0.1
     hpa_downscale_window_s: float = 300.0
     kcm_qps: int = 50
+    kcm_controllers: tuple[str, ...] = CONTROLLERS
     extra_apiserver_args: list[str] = field(default_factory=list)
 
 
@@ -237,7 +240,7 @@ class ControlPlane:
             f"--kubeconfig={kcfg}", f"--authentication-kubeconfig={kcfg}", f"--authorization-kubeconfig={kcfg}",
             "--bind-address=127.0.0.1", f"--secure-port={port}", f"--cert-dir={self.workdir / 'kcm-certs'}",
             "--leader-elect=false", "--use-service-account-credentials=true",
-            f"--controllers={','.join(CONTROLLERS)}", f"--root-ca-file={self.workdir / 'cluster-ca.crt'}",
+            f"--controllers={','.join(o.kcm_controllers)}", f"--root-ca-file={self.workdir / 'cluster-ca.crt'}",
             f"--horizontal-pod-autoscaler-sync-period={o.hpa_sync_period_s:g}s",
             f"--horizontal-pod-autoscaler-tolerance={o.hpa_tolerance:g}",
             f"--horizontal-pod-autoscaler-downscale-stabilization={o.hpa_downscale_window_s:g}s",

@@ -56,32 +56,11 @@ from autoscaler.errors import (
 from autoscaler.ports import LeaseRecord, RoleTarget, ScaleState
 from autoscaler.retry import Backoff, RetryCallState, equal_jitter, retrying, stop_after_attempt
 
-__all__ = [
-    "MERGE_PATCH",
-    "Backoff",
-    "ConflictError",
-    "EventRecorder",
-    "GoneError",
-    "Informer",
-    "KubeFleet",
-    "KubeTransport",
-    "LeaseLock",
-    "LeaseRecord",
-    "NotFoundError",
-    "Request",
-    "ResolutionError",
-    "ResourceType",
-    "StatusWriter",
-    "collection_path",
-    "label_selector_string",
-    "matches_selector",
-    "merge_patch_diff",
-    "new_api_client",
-    "object_path",
-    "parse_rfc3339",
-    "rfc3339",
-    "rfc3339_micro",
-]
+__all__ = ["MERGE_PATCH", "Backoff", "ConflictError", "EventRecorder", "GoneError", "Informer",
+    "KubeFleet", "KubeTransport", "LeaseLock", "LeaseRecord", "NotFoundError", "Request",
+    "ResolutionError", "ResourceType", "StatusWriter", "collection_path", "label_selector_string",
+    "matches_selector", "merge_patch_diff", "new_api_client", "object_path", "parse_rfc3339", "rfc3339",
+    "rfc3339_micro"]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
@@ -448,6 +427,11 @@ class KubeTransport:
 # ------------------------------------------------------------------------------------------------ informer
 
 
+def _object_labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    labels: Mapping[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
 Projector = Callable[[dict[str, Any]], dict[str, Any]]
 Handler = Callable[[str, dict[str, Any]], None]
 
@@ -487,6 +471,9 @@ class Informer:
         optional: when True, a 404 on list (API not installed, e.g. no LeaderWorkerSet CRD) counts as an empty,
             synced cache that is retried every ``watch_timeout_s``.
         watch_timeout_s: server-side watch timeout, seconds; the watch is re-opened from the last version.
+        index_labels: the labels :meth:`select` matches and the index is keyed by; default the object's own
+            ``metadata.labels`` (workload caches pass their pod template's labels, which role resolution
+            selects on).
     """
 
     def __init__(
@@ -501,8 +488,10 @@ class Informer:
         optional: bool = False,
         watch_timeout_s: int = 290,
         page_size: int = 500,
+        index_labels: Callable[[Mapping[str, Any]], Mapping[str, str]] | None = None,
     ) -> None:
         self.transport = transport
+        self._labels = index_labels or _object_labels
         self.rtype = rtype
         self.namespaces: list[str | None] = list(namespaces) if namespaces else [None]
         self.label_selector = label_selector
@@ -541,17 +530,14 @@ class Informer:
         return self.store.values()
 
     def select(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
-        """Cached objects of ``namespace`` whose labels match ``selector`` (``matchLabels`` semantics)."""
+        """Cached objects of ``namespace`` whose index labels (see ``index_labels``) match ``selector``
+        (``matchLabels`` semantics)."""
         if not selector:
             return list(self.in_namespace(namespace))
         sets = [self.by_label.get((namespace, k, v), set()) for k, v in selector.items()]
         smallest = min(sets, key=len)
         objects = self.by_namespace.get(namespace, {})
         return [objects[n] for n in smallest if n in objects and all(n in s for s in sets)]
-
-    @staticmethod
-    def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
-        return (obj.get("metadata") or {}).get("labels") or {}
 
     def _set(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
         old = self.store.get(key)
@@ -754,9 +740,11 @@ class KubeFleet:
 
         self.informers = {
             "Pod": inf(PODS, project=project_pod),
-            "Deployment": inf(DEPLOYMENTS),
-            "StatefulSet": inf(STATEFULSETS),
-            "LeaderWorkerSet": inf(LEADERWORKERSETS, optional=True),
+            # Indexed by pod template labels: resolving a role's workload is then a lookup, not a scan of
+            # every workload in the namespace per role per tick.
+            "Deployment": inf(DEPLOYMENTS, index_labels=_pod_template_labels),
+            "StatefulSet": inf(STATEFULSETS, index_labels=_pod_template_labels),
+            "LeaderWorkerSet": inf(LEADERWORKERSETS, optional=True, index_labels=_pod_template_labels),
             POOLS_V1.api_version: inf(POOLS_V1, optional=True),
             POOLS_V1ALPHA2.api_version: inf(POOLS_V1ALPHA2, optional=True),
         }
@@ -866,11 +854,7 @@ class KubeFleet:
         matches: list[dict[str, Any]] = []
         for rtype in WORKLOADS:
             informer = self.informers[rtype.kind]
-            matches.extend(
-                o
-                for o in informer.in_namespace(namespace)
-                if matches_selector(_pod_template_labels(o), wanted)
-            )
+            matches.extend(informer.select(namespace, wanted))
         if not matches:
             raise ResolutionError(
                 "TargetNotFound",

@@ -38,14 +38,7 @@ from autoscaler.ports import (
 )
 from autoscaler.retry import equal_jitter, retrying, stop_after_attempt
 
-__all__ = [
-    "CONDITION_TYPES",
-    "MetricsBatcher",
-    "Reconciler",
-    "ResourceMemory",
-    "SystemClock",
-    "build_conditions",
-]
+__all__ = ["CONDITION_TYPES", "MetricsBatcher", "Reconciler", "ResourceMemory", "SystemClock", "build_conditions"]
 
 log = structlog.get_logger("autoscaler.controller")
 
@@ -175,6 +168,8 @@ class ResourceMemory:
         paused_until: per role, Unix seconds until which a manual change is respected.
         failures: consecutive reconciles that ended in a temporary error (drives backoff).
         ignored_reported: spec generation whose ignored (unknown) fields were last reported in an Event.
+        parsed: ``(generation, raw spec, spec, ignored fields)`` of the last valid spec, reused while the
+            cached object's spec is unchanged (validation is the largest cost of a steady reconcile).
     """
 
     generation: int | None = None
@@ -184,6 +179,7 @@ class ResourceMemory:
     paused_until: dict[Role, float] = field(default_factory=dict)
     failures: int = 0
     ignored_reported: int | None = None
+    parsed: tuple[int | None, Any, InferenceAutoscalerSpec, tuple[str, ...]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- conditions
@@ -334,8 +330,13 @@ class Reconciler:
         bound = log.bind(resource=key)
 
         # 1. validate
+        raw = obj.get("spec")
         try:
-            spec, ignored = parse_spec_from_cluster(obj.get("spec"), source=f"InferenceAutoscaler {key}")
+            if mem.parsed is not None and mem.parsed[0] == generation and mem.parsed[1] == raw:
+                spec, ignored = mem.parsed[2], mem.parsed[3]
+            else:
+                spec, ignored = parse_spec_from_cluster(raw, source=f"InferenceAutoscaler {key}")
+                mem.parsed = (generation, raw, spec, ignored)
         except InvalidSpecError as err:
             self.count_error("spec")
             message = "; ".join(f"{path}: {msg}" for path, msg in err.problems)
