@@ -408,6 +408,8 @@ async def test_full_cycle_under_the_manifest_rbac(kube_server, sa_token, fresh_l
         await repeat_scale_up(kube_server, metrics)
         final = await eventually(lambda: (o := outcome(kube_server)).aggregated() and o, within=10, interval=0.3)
     assert converged_s < HOLD_S, f"the full cycle took {converged_s:.1f} s; HOLD_S must exceed it"
+    # Every "did not happen" below is false here: each one tells a missing verb from the full cycle.
+    assert not [what for what, happened_without in EFFECTS.values() if happened_without(final)]
     assert final.lease is not None and final.lease["spec"]["holderIdentity"] == identity
     assert all(e["reportingInstance"] == identity for e in final.events)
     assert {c["type"]: c["status"] for c in final.status["mix"]["conditions"]}["Ready"] == "True"
