@@ -382,6 +382,19 @@ async def repeat_scale_up(cluster: Any, metrics: FakeMetrics) -> None:
 
 # ------------------------------------------------------------------------------------------ the tests
 
+
+def forbidden(cluster: Any) -> list[str]:
+    """The requests the apiserver refused with 403, as the proxy recorded them."""
+    return sorted({f"{r.method} {r.path}" for r in cluster.requests if r.status == 403})
+
+
+async def reached(check: Callable[[], Any], what: str, cluster: Any, within: float) -> Any:
+    """``eventually(check)``; on failure the message names the refused requests."""
+    try:
+        return await eventually(check, within=within, interval=0.3)
+    except AssertionError as err:
+        raise AssertionError(f"{what}: {err}; refused with 403: {forbidden(cluster)}") from None
+
 DOCS = manifest(RBAC)
 GRANTED = granted(DOCS)
 
@@ -403,10 +416,11 @@ async def test_full_cycle_under_the_manifest_rbac(kube_server, sa_token, fresh_l
         await eventually(lambda: c.ready.is_set() and c.may_write(), within=10)
         started = time.monotonic()
         scenario(kube_server)
-        await eventually(lambda: full_cycle(outcome(kube_server)), within=20, interval=0.3)
+        await reached(lambda: full_cycle(outcome(kube_server)), "the full cycle", kube_server, 20)
         converged_s = time.monotonic() - started
         await repeat_scale_up(kube_server, metrics)
-        final = await eventually(lambda: (o := outcome(kube_server)).aggregated() and o, within=10, interval=0.3)
+        final = await reached(lambda: (o := outcome(kube_server)).aggregated() and o, "a repeated Event aggregated",
+                              kube_server, 10)
     assert converged_s < HOLD_S, f"the full cycle took {converged_s:.1f} s; HOLD_S must exceed it"
     # Every "did not happen" below is false here: each one tells a missing verb from the full cycle.
     assert not [what for what, happened_without in EFFECTS.values() if happened_without(final)]
@@ -414,8 +428,7 @@ async def test_full_cycle_under_the_manifest_rbac(kube_server, sa_token, fresh_l
     assert all(e["reportingInstance"] == identity for e in final.events)
     assert {c["type"]: c["status"] for c in final.status["mix"]["conditions"]}["Ready"] == "True"
     assert condition(kube_server, "dep", "Ready")["status"] == "True"
-    forbidden = [(r.method, r.path) for r in kube_server.requests if r.status == 403]
-    assert not forbidden, forbidden
+    assert not forbidden(kube_server), forbidden(kube_server)
     seen = used(kube_server.requests)
     assert seen - GRANTED == set(), f"the code uses verbs the manifest does not grant: {sorted(seen - GRANTED)}"
     assert GRANTED - seen == set(), f"the manifest grants verbs the code never uses: {sorted(GRANTED - seen)}"
