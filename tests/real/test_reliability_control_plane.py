@@ -2,8 +2,9 @@
 compacted so that the controller's watch gets a real 410 Gone from the apiserver, and a storm of 5xx, latency
 and 409 answers from the fault proxy at once.
 
-These tests restart the session's kube-apiserver (``ControlPlane.restart_apiserver``: same port, same etcd,
-a new process); each waits until it is ready again, so later tests find a healthy plane.
+These tests restart the session's kube-apiserver (``ControlPlane.stop_apiserver`` in a worker thread, then
+``start_apiserver`` from the loop's thread: same port, same etcd, a new process); each waits until it is ready
+again, so later tests find a healthy plane.
 
 Why the compaction test restarts the apiserver too: the apiserver serves watches from its watch cache, and
 compacting etcd does not reach the cache's event buffer (``apiserver/pkg/storage/cacher``: the cacher polls
@@ -59,6 +60,14 @@ def apiserver_down(plane: ControlPlane) -> bool:
     return proc is None or not proc.alive()
 
 
+async def start_apiserver(plane: ControlPlane) -> None:
+    """Start the stopped apiserver from the event loop's own thread: a child dies with the thread that started
+    it (``PR_SET_PDEATHSIG``), and a worker thread ends with the test's loop. The loop blocks while the new
+    process starts (a few seconds), as if the whole machine paused."""
+    await asyncio.sleep(0)
+    plane.start_apiserver()
+
+
 def etcd_revision(plane: ControlPlane) -> int:
     """etcd's current revision (the header of an empty range, through etcd's HTTP/JSON gateway)."""
     with requests.Session() as http:
@@ -103,19 +112,23 @@ async def test_apiserver_restart_mid_run_loses_and_duplicates_nothing(kube_serve
     controller = await make_controller(QueuePolicy(), metrics, **LEADER)
     await eventually(lambda: replicas(kube_server, "ar-prefill") == 3 and replicas(kube_server, "ar-decode") == 2,
                      within=15)
-    assert (scale_patches(kube_server, "ar-prefill"), scale_patches(kube_server, "ar-decode")) == (1, 1)
+    # The proxy records an answer's status once relayed, a moment after the apiserver applied the write.
+    await eventually(lambda: (scale_patches(kube_server, "ar-prefill"), scale_patches(kube_server, "ar-decode"))
+                     == (1, 1))
 
-    restart = asyncio.create_task(asyncio.to_thread(plane.restart_apiserver), name="restart apiserver")
+    stopping = asyncio.create_task(asyncio.to_thread(plane.stop_apiserver), name="stop apiserver")
     try:
         await eventually(lambda: apiserver_down(plane), within=20)
         # Decided while the apiserver is down: the /scale writes fail (503 from the proxy) until it is back.
         metrics.set(f"{NS}/ar", prefill=metrics_obs(50), decode=metrics_obs(20))
         await eventually(lambda: scale_patches(kube_server, "ar-prefill", 503) >= 1, within=20)
     finally:
-        await restart
+        await stopping
+        await start_apiserver(plane)
     await eventually(lambda: replicas(kube_server, "ar-prefill") == 5, within=30)
     fleet(kube_server, "late")
     kube_server.create(ias("late", "late"))
+    metrics.set(f"{NS}/late", prefill=metrics_obs(30), decode=metrics_obs(10))
     await eventually(lambda: replicas(kube_server, "late-prefill") == 3, within=30)
     await eventually(lambda: ias_status(kube_server, "ar").get("roles", {}).get("prefill", {}).get("current") == 5,
                      within=15)
@@ -153,7 +166,8 @@ async def test_etcd_compaction_gives_a_real_410_and_the_controller_relists(kube_
     # Compaction alone: the watch cache still serves the old resourceVersion from its buffer.
     before = await asyncio.to_thread(first_watch_event, kube, IAS_PATH, seen_rv)
     assert before is not None and before["type"] in ("ADDED", "MODIFIED"), before
-    await asyncio.to_thread(plane.restart_apiserver)
+    await asyncio.to_thread(plane.stop_apiserver)
+    await start_apiserver(plane)
 
     async def expired() -> dict[str, Any] | None:
         event = await asyncio.to_thread(first_watch_event, kube, IAS_PATH, seen_rv)
