@@ -180,6 +180,18 @@ def set_min(server: Any, ns: str, minimum: int) -> None:
     server.kube.patch("autoscaler.inference.dev/v1alpha1", "InferenceAutoscaler", "llm", ns, {"spec": {"roles": roles}})
 
 
+async def all_pods_ready(server: Any, namespaces: list[str]) -> None:
+    """Wait until the kubelet stand-in has made every named Pod Ready: a Pod not yet Ready is not expected to
+    report metrics, so before then a scrape failure on it would not show as ``Partial``."""
+    def ready() -> bool:
+        pods = [p for p in server.kube.list_objects("v1", "Pod") if p["metadata"]["namespace"] in namespaces]
+        ok = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
+                                     for c in (p.get("status") or {}).get("conditions", []))]
+        return len(ok) == len(namespaces) * sum(len(v) for v in PODS.values())
+
+    await eventually(ready, within=30, interval=0.2)
+
+
 class ReplicaWatch:
     """Samples every role's replicas about every 20 ms with the controller time, to check the whole history."""
 
@@ -231,6 +243,7 @@ async def test_bad_prometheus_data_holds_then_recovers(kube_server, reliable_con
     prom.start()
     for ns in SCENARIOS:
         scenario_fleet(kube_server, ns, prom.url)
+    await all_pods_ready(kube_server, list(SCENARIOS))
     clock = ShiftedClock(NOW, speed=SPEED)
     with ReplicaWatch(kube_server, clock, list(SCENARIOS)) as watch:
         await reliable_controller(ProfilePolicy(), sources, clock=clock)
@@ -283,6 +296,7 @@ async def test_prometheus_down_at_start_killed_and_slow(kube_server, reliable_co
     try:
         scenario_fleet(kube_server, "direct", prom.url, min_replicas=3)
         scenario_fleet(kube_server, "slow", proxy.url, timeout="1s", min_replicas=3)
+        await all_pods_ready(kube_server, ["direct", "slow"])
         clock = ShiftedClock(NOW + BAD_S + 30.0, speed=SPEED)  # all clean from here on
         controller = await reliable_controller(ProfilePolicy(), sources, clock=clock)
 
