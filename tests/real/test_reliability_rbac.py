@@ -32,6 +32,7 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
+from autoscaler.adapters.cluster import KubeCluster
 from autoscaler.adapters.kube import KubeTransport, new_api_client
 from autoscaler.controller.manager import Controller
 from autoscaler.core.types import Role
@@ -213,7 +214,7 @@ async def controller_as_sa(cluster: Any, token: str, tmp_path: Path, metrics: Fa
         metrics_batch_linger=0.01, shutdown_grace=2.0,
     )
     transport = KubeTransport(await new_api_client(cfg.kubeconfig), timeout_s=cfg.api_timeout)
-    controller = Controller(cfg, transport, QueuePolicy(), lambda spec: ("fake", metrics))
+    controller = Controller(cfg, KubeCluster(transport), QueuePolicy(), lambda spec: ("fake", metrics))
     starting = asyncio.create_task(controller.start(), name="controller start")
     try:
         yield controller
@@ -223,7 +224,7 @@ async def controller_as_sa(cluster: Any, token: str, tmp_path: Path, metrics: Fa
         with contextlib.suppress(asyncio.CancelledError):
             await starting
         await controller.stop()
-        await transport.close()
+        await controller.cluster.close()
 
 
 # ------------------------------------------------------------------------------------------ what happened
