@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from autoscaler.controller.command import ProfilePolicy
+from autoscaler.controller.profile_policy import ProfilePolicy
 from localcluster.client import Kube
 from tests.fixtures.controller import condition, deployment, events_for, eventually, ias, pool, replicas
 from tests.fixtures.prometheus import (
