@@ -198,7 +198,8 @@ async def test_etcd_compaction_gives_a_real_410_and_the_controller_relists(kube_
     assert watched_old, [(r.method, r.path, r.query) for r in after if r.path == IAS_PATH]
     listed = [r for r in after if r.path == IAS_PATH and not r.watch and r.started > watched_old[0].started]
     assert listed, "no relist after the expired watch"
-    await eventually(lambda: condition(kube_server, "gone", "Ready")["status"] == "True", within=15)
+    await eventually(lambda: (c := condition(kube_server, "gone", "Ready")) is not None and c["status"] == "True",
+                     within=15)
 
 
 async def test_storm_of_5xx_latency_and_conflicts_converges_once(kube_server, make_controller):
