@@ -129,8 +129,24 @@ class ControlPlane:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def restart_apiserver(self, timeout_s: float = 60.0) -> None:
-        """Stop kube-apiserver and start it again on the same port (a fault test)."""
+        """Stop kube-apiserver and start it again on the same port (a fault test).
+
+        Call it from a thread that outlives the new process (normally the main thread): a child is killed when
+        the thread that started it exits (``PR_SET_PDEATHSIG``), e.g. an ``asyncio.to_thread`` worker when the
+        event loop closes. :meth:`stop_apiserver` may run in a worker; :meth:`start_apiserver` may not.
+        """
+        self.stop_apiserver()
+        self.start_apiserver(timeout_s)
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver only (SIGTERM, then SIGKILL after 10 s); etcd and the controller-manager stay."""
         self.procs.pop("kube-apiserver").stop()
+
+    def start_apiserver(self, timeout_s: float = 60.0) -> None:
+        """Start kube-apiserver again on its port after :meth:`stop_apiserver`; ready when this returns.
+
+        Starts a child: call it from a thread that outlives it (see :meth:`restart_apiserver`).
+        """
         self._start_apiserver(timeout_s, port=int(self.url.rsplit(":", 1)[1]))
 
     def pause(self, name: str) -> None:

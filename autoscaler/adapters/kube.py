@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import structlog
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -61,6 +62,8 @@ __all__ = ["MERGE_PATCH", "Backoff", "ConflictError", "EventRecorder", "GoneErro
     "ResolutionError", "ResourceType", "StatusWriter", "collection_path", "label_selector_string",
     "matches_selector", "merge_patch_diff", "new_api_client", "object_path", "parse_rfc3339", "rfc3339",
     "rfc3339_micro"]
+
+log = structlog.get_logger("autoscaler.kube")
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
@@ -667,8 +670,19 @@ class Informer:
                 self._mark_synced(ns)
                 rv = ""
                 await asyncio.sleep(min(self.watch_timeout_s, 30))
-            except (TemporaryError, PermanentError):
-                await asyncio.sleep(backoff.next_delay())
+            except (TemporaryError, PermanentError) as err:
+                delay = backoff.next_delay()
+                if isinstance(err, PermanentError):
+                    # A refused list or watch (403 once a permission is gone, 400) does not pass by itself:
+                    # say so, or the controller would look healthy while this cache stays empty or stale.
+                    log.warning(
+                        "list or watch refused",
+                        resource=self.rtype.plural,
+                        namespace=ns or "*",
+                        error=str(err),
+                        retry_in=round(delay, 2),
+                    )
+                await asyncio.sleep(delay)
 
     def _apply(self, event: dict[str, Any]) -> str:
         kind = str(event.get("type", ""))
@@ -1117,8 +1131,11 @@ class EventRecorder:
             await self.transport.send(Request("POST", collection_path(EVENTS, namespace), body=body))
             self.created += 1
             self._series[key] = _Series(name, 1, now, now)
-        except (TemporaryError, PermanentError):
+        except (TemporaryError, PermanentError) as err:
             self._series.pop(key, None)
+            # Best effort, but not silent: a refused Event (403, 422) would otherwise go unnoticed.
+            log.warning("event not recorded", reason=reason, regarding=meta.get("name"), namespace=namespace,
+                        error=str(err))
 
 
 # -------------------------------------------------------------------------------------------------- lease

@@ -145,6 +145,9 @@ class LeaderElector:
             except ConflictError:
                 self._lost("lost a concurrent update of the Lease")
             except (TemporaryError, PermanentError, TimeoutError) as err:
+                # Every failed attempt is logged: a standby that cannot read or create the Lease (403) would
+                # otherwise wait forever without a word.
+                log.warning("lease attempt failed", identity=self.identity, error=f"{type(err).__name__}: {err}")
                 if self._leading and self.monotonic() >= self._valid_until:
                     self._lost(f"could not renew within {self.renew_deadline_s}s: {err}")
             if self._leading:

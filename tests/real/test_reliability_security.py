@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoscaler.controller.command import ProfilePolicy
+from autoscaler.controller.profile_policy import ProfilePolicy
 from autoscaler.core.slo import SLOPolicy
 from autoscaler.core.types import DataFlag, Observation, Role, RoleObservation
 from tests.fixtures.controller import NS, FakeMetrics, condition, eventually, fleet, ias, replicas

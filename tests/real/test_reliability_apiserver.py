@@ -6,12 +6,15 @@ mid-scale are in ``tests/test_controller.py``; ``docs/reliability.md`` maps each
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from autoscaler.core.types import Role
+from localcluster.client import Kube
 from tests.fixtures.controller import (
     NS,
     FakeMetrics,
@@ -27,19 +30,14 @@ from tests.fixtures.controller import (
     replicas,
 )
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.usefixtures("no_leaked_tasks")]
 
 IAS_API = "autoscaler.inference.dev/v1alpha1"
+CRD_API = "apiextensions.k8s.io/v1"
+CRD_NAME = "inferenceautoscalers.autoscaler.inference.dev"
 WRITES = ("PATCH", "PUT", "POST", "DELETE")
 
 
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks():
-    before = set(asyncio.all_tasks())
-    yield
-    await asyncio.sleep(0)
-    leaked = [t for t in asyncio.all_tasks() - before - {asyncio.current_task()} if not t.done()]
-    assert not leaked, f"leaked tasks: {[t.get_name() for t in leaked]}"
 
 
 def scale_patches(server, name: str, status: int | None = 200) -> int:
@@ -121,7 +119,7 @@ async def test_lease_lost_mid_tick_means_no_write_after_loss(kube_server, make_c
     kube_server.faults.fail_fraction(1.0, status=500, path=r"/leases")
     metrics.set(f"{NS}/ls", prefill=metrics_obs(80, ttft=0.95), decode=metrics_obs(70))
     await eventually(lambda: not leader.may_write(), within=3, interval=0.005)
-    lost_at = time.monotonic()  # within 5 ms of the gate closing (the emulator logs monotonic receipt times)
+    lost_at = time.monotonic()  # within 5 ms of the gate closing (the proxy records monotonic receipt times)
     await asyncio.sleep(1.5)  # the leader keeps running, its workers cancelled; it must stay silent
     late = [
         r
@@ -145,11 +143,10 @@ async def test_target_deleted_and_recreated_and_pool_deleted(kube_server, make_c
     metrics.default = {Role.PREFILL: metrics_obs(30), Role.DECODE: metrics_obs(20)}
     await make_controller(QueuePolicy(), metrics)
     await eventually(lambda: replicas(kube_server, "dr-prefill") == 3)
-    dep_rt = kube_server.type_for("apps/v1", "Deployment")
     saved = copy.deepcopy(kube_server.get("apps/v1", "Deployment", "dr-prefill", NS))
 
     # 1. The prefill Deployment is deleted: TargetNotFound, Warning Event, nothing else touched.
-    kube_server.api.delete(dep_rt, NS, "dr-prefill")
+    kube_server.kube.delete("apps/v1", "Deployment", "dr-prefill", NS)
     c = await eventually(
         lambda: (c := condition(kube_server, "dr", "TargetsResolved")) and c["status"] == "False" and c
     )
@@ -168,8 +165,7 @@ async def test_target_deleted_and_recreated_and_pool_deleted(kube_server, make_c
     assert scale_patches(kube_server, "dr-decode") == decode_patches
 
     # 3. The InferencePool is deleted: PoolNotFound, no action; the other autoscaler is unaffected.
-    pool_rt = kube_server.type_for("inference.networking.k8s.io/v1", "InferencePool")
-    kube_server.api.delete(pool_rt, NS, "dr")
+    kube_server.kube.delete("inference.networking.k8s.io/v1", "InferencePool", "dr", NS)
     c = await eventually(
         lambda: (c := condition(kube_server, "dr", "TargetsResolved")) and c["reason"] == "PoolNotFound" and c
     )
@@ -186,7 +182,8 @@ async def test_target_deleted_and_recreated_and_pool_deleted(kube_server, make_c
 
 async def test_crd_upgraded_with_a_new_field(kube_server, make_controller):
     """A newer CRD adds ``spec.newField``; objects that set it keep being managed by this controller
-    (unknown fields are ignored, as Kubernetes clients do, and named in a Warning Event)."""
+    (unknown fields are ignored, as Kubernetes clients do, and named in a Warning Event once the controller's
+    watch delivers them)."""
     fleet(kube_server, "up")
     kube_server.create(ias("up", "up"))
     metrics = FakeMetrics()
@@ -194,21 +191,37 @@ async def test_crd_upgraded_with_a_new_field(kube_server, make_controller):
     await make_controller(QueuePolicy(), metrics)
     await eventually(lambda: replicas(kube_server, "up-prefill") == 2)
 
-    crd_rt = kube_server.type_for("apiextensions.k8s.io/v1", "CustomResourceDefinition")
-    name = "inferenceautoscalers.autoscaler.inference.dev"
-    crd = kube_server.api.get(crd_rt, None, name)
+    with _crd_with_new_field(kube_server.kube):
+        # The apiserver serves the new schema a moment after the CRD update; until then the field is pruned.
+        def stored_with_new_field() -> bool:
+            patched = kube_server.kube.patch(IAS_API, "InferenceAutoscaler", "up", NS,
+                                             {"spec": {"newField": "something new"}})
+            return patched["spec"].get("newField") == "something new"
+
+        await eventually(stored_with_new_field, interval=0.2)
+        # A watch opened before the CRD changed is served by the old schema's storage, which prunes the new
+        # field from every event, until the apiserver tears that storage down (2 x --request-timeout = 120 s
+        # later, apiextensions-apiserver crdHandler.tearDown). End the watches now instead of waiting.
+        kube_server.faults.drop_watches()
+        metrics.set(f"{NS}/up", prefill=metrics_obs(60), decode=metrics_obs(20))
+        await eventually(lambda: replicas(kube_server, "up-prefill") == 6)
+        assert condition(kube_server, "up", "Ready")["status"] == "True"
+        ev = await eventually(lambda: [e for e in events_for(kube_server, "up") if e["reason"] == "UnknownFields"])
+        assert ev[0]["type"] == "Warning" and "spec.newField" in ev[0]["note"]
+
+
+@contextlib.contextmanager
+def _crd_with_new_field(kube: Kube) -> Iterator[None]:
+    """The project's CRD with ``spec.newField`` in every version, restored afterwards (the plane is shared)."""
+    crd = kube.get(CRD_API, "CustomResourceDefinition", CRD_NAME)
+    saved = copy.deepcopy(crd["spec"])
     for version in crd["spec"]["versions"]:
         spec_schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
         spec_schema["properties"]["newField"] = {"type": "string", "description": "added in a later version"}
-    kube_server.api.update(crd_rt, None, name, crd)
-
-    ias_rt = kube_server.type_for(IAS_API, "InferenceAutoscaler")
-    obj = kube_server.get(IAS_API, "InferenceAutoscaler", "up", NS)
-    obj["spec"]["newField"] = "something new"
-    kube_server.api.update(ias_rt, NS, "up", obj)
-    assert kube_server.get(IAS_API, "InferenceAutoscaler", "up", NS)["spec"]["newField"] == "something new"
-    metrics.set(f"{NS}/up", prefill=metrics_obs(60), decode=metrics_obs(20))
-    await eventually(lambda: replicas(kube_server, "up-prefill") == 6)
-    assert condition(kube_server, "up", "Ready")["status"] == "True"
-    ev = await eventually(lambda: [e for e in events_for(kube_server, "up") if e["reason"] == "UnknownFields"])
-    assert ev[0]["type"] == "Warning" and "spec.newField" in ev[0]["note"]
+    kube.update(crd)
+    try:
+        yield
+    finally:
+        current = kube.get(CRD_API, "CustomResourceDefinition", CRD_NAME)
+        current["spec"] = saved
+        kube.update(current)

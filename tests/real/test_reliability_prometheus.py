@@ -1,6 +1,8 @@
 """Reliability matrix, Prometheus rows: a real Prometheus (backfilled with promtool), the real
 ``PrometheusMetricsSource`` and the real control core (``ProfilePolicy``) inside the real controller, against
-the emulated API server.
+the real kube-apiserver (through the fault proxy). The Deployments are paused, so kube-controller-manager
+creates no Pods for them: each role's Pods are the bare, named Pods the Prometheus data is about, made Ready by
+the kubelet stand-in.
 
 The controller's clock starts at ``NOW`` (inside the backfilled data) and advances with the wall clock, so
 each scenario has a "bad phase" (until ``NOW + BAD_S``) followed by clean data. On clean data the fleet is
@@ -22,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from autoscaler.controller.command import ProfilePolicy
+from autoscaler.controller.profile_policy import ProfilePolicy
+from localcluster.client import Kube
 from tests.fixtures.controller import condition, deployment, events_for, eventually, ias, pool, replicas
 from tests.fixtures.prometheus import (
     FaultProxy,
@@ -31,7 +34,7 @@ from tests.fixtures.prometheus import (
     backfill,
     require_prometheus,
 )
-from tests.fixtures.reliability import PrometheusSources, ShiftedClock, ready_pod
+from tests.fixtures.reliability import PrometheusSources, ShiftedClock, named_pod, paused
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.prometheus]
 
@@ -155,9 +158,9 @@ def scenario_fleet(server: Any, ns: str, url: str, *, timeout: str = "2s", min_r
     server.ensure_namespace(ns)
     server.create(pool("llm", "llm", ns=ns))
     for role, pods in PODS.items():
-        server.create(deployment(f"llm-{role}", "llm", role, len(pods), ns=ns))
+        server.create(paused(deployment(f"llm-{role}", "llm", role, len(pods), ns=ns)))
         for pod in pods:
-            server.create(ready_pod(pod, f"llm-{role}", "llm", role, ns))
+            server.create(named_pod(pod, f"llm-{role}", "llm", role, ns))
     obj = ias(
         "llm",
         "llm",
@@ -171,20 +174,44 @@ def scenario_fleet(server: Any, ns: str, url: str, *, timeout: str = "2s", min_r
     server.create(obj)
 
 
+def set_min(server: Any, ns: str, minimum: int) -> None:
+    """Set every role's ``minReplicas`` of the namespace's autoscaler (a merge patch, as ``kubectl patch``)."""
+    roles = {role: {"minReplicas": minimum} for role in PODS}
+    server.kube.patch("autoscaler.inference.dev/v1alpha1", "InferenceAutoscaler", "llm", ns, {"spec": {"roles": roles}})
+
+
+async def all_pods_ready(server: Any, namespaces: list[str]) -> None:
+    """Wait until the kubelet stand-in has made every named Pod Ready: a Pod not yet Ready is not expected to
+    report metrics, so before then a scrape failure on it would not show as ``Partial``."""
+    def ready() -> bool:
+        pods = [p for p in server.kube.list_objects("v1", "Pod") if p["metadata"]["namespace"] in namespaces]
+        ok = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
+                                     for c in (p.get("status") or {}).get("conditions", []))]
+        return len(ok) == len(namespaces) * sum(len(v) for v in PODS.values())
+
+    await eventually(ready, within=30, interval=0.2)
+
+
 class ReplicaWatch:
-    """Samples every role's replicas every 20 ms with the controller time, to check the whole history."""
+    """Samples every role's replicas about every 20 ms with the controller time, to check the whole history."""
 
     def __init__(self, server: Any, clock: ShiftedClock, namespaces: list[str]) -> None:
         self.server, self.clock, self.namespaces = server, clock, namespaces
+        plane = server.plane  # its own client: the sampling thread must not share the test's HTTP session
+        self.kube = Kube(plane.url, plane.admin_token, str(plane.ca.path))
         self.history: dict[tuple[str, str], list[tuple[float, int]]] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
-            for ns in self.namespaces:
-                for role in PODS:
-                    n = replicas(self.server, f"llm-{role}", ns)
-                    self.history.setdefault((ns, role), []).append((self.clock.now(), n))
+            # One cluster-wide list per sample, off the event loop the controller runs on.
+            deployments = await asyncio.to_thread(self.kube.list_objects, "apps/v1", "Deployment")
+            now = self.clock.now()
+            for d in deployments:
+                ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
+                role = name.removeprefix("llm-")
+                if ns in self.namespaces and role in PODS:
+                    self.history.setdefault((ns, role), []).append((now, int(d["spec"]["replicas"])))
             await asyncio.sleep(0.02)
 
     def __enter__(self) -> ReplicaWatch:
@@ -194,6 +221,7 @@ class ReplicaWatch:
     def __exit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
+        self.kube.close()
 
     def shrank_before(self, ns: str, t: float, roles: tuple[str, ...] = tuple(PODS)) -> list[tuple[str, float, int]]:
         """(role, time, replicas) samples below the starting count taken before controller time ``t``."""
@@ -215,6 +243,7 @@ async def test_bad_prometheus_data_holds_then_recovers(kube_server, reliable_con
     prom.start()
     for ns in SCENARIOS:
         scenario_fleet(kube_server, ns, prom.url)
+    await all_pods_ready(kube_server, list(SCENARIOS))
     clock = ShiftedClock(NOW, speed=SPEED)
     with ReplicaWatch(kube_server, clock, list(SCENARIOS)) as watch:
         await reliable_controller(ProfilePolicy(), sources, clock=clock)
@@ -267,15 +296,12 @@ async def test_prometheus_down_at_start_killed_and_slow(kube_server, reliable_co
     try:
         scenario_fleet(kube_server, "direct", prom.url, min_replicas=3)
         scenario_fleet(kube_server, "slow", proxy.url, timeout="1s", min_replicas=3)
+        await all_pods_ready(kube_server, ["direct", "slow"])
         clock = ShiftedClock(NOW + BAD_S + 30.0, speed=SPEED)  # all clean from here on
         controller = await reliable_controller(ProfilePolicy(), sources, clock=clock)
 
         async def lower_min(ns: str) -> None:
-            obj = kube_server.get("autoscaler.inference.dev/v1alpha1", "InferenceAutoscaler", "llm", ns)
-            for rs in obj["spec"]["roles"].values():
-                rs["minReplicas"] = 1
-            rt = kube_server.type_for("autoscaler.inference.dev/v1alpha1", "InferenceAutoscaler")
-            kube_server.api.update(rt, ns, "llm", obj)
+            set_min(kube_server, ns, 1)
 
         async def unavailable(ns: str, fragment: str) -> None:
             c = await eventually(
@@ -317,12 +343,7 @@ async def test_prometheus_down_at_start_killed_and_slow(kube_server, reliable_co
 
         # 4. Killed mid-run: raise the floor, kill Prometheus, lower the floor again — the policy would
         #    scale down on data, but there is none: hold until Prometheus is back on the same TSDB.
-        for ns in ("direct",):
-            obj = kube_server.get("autoscaler.inference.dev/v1alpha1", "InferenceAutoscaler", "llm", ns)
-            for rs in obj["spec"]["roles"].values():
-                rs["minReplicas"] = 3
-            rt = kube_server.type_for("autoscaler.inference.dev/v1alpha1", "InferenceAutoscaler")
-            kube_server.api.update(rt, ns, "llm", obj)
+        set_min(kube_server, "direct", 3)
         await eventually(lambda: replicas(kube_server, "llm-prefill", "direct") == 3, within=10)
         prom.stop()
         killed_at = time.monotonic()

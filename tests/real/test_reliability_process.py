@@ -1,5 +1,5 @@
 """The controller process under signals: the real ``inference-autoscaler run`` entry point as a subprocess
-against the emulated API server.
+against the real kube-apiserver (through the recording fault proxy).
 
 - SIGTERM while a ``/scale`` write is in flight: the process exits 0 within the shutdown grace, the write
   completes (each role changed at most once, every started write answered), the Lease is released and no new
@@ -29,7 +29,7 @@ import pytest_asyncio
 
 from tests.fixtures.controller import NS, events_for, fleet, ias, ias_status, replicas
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NAME = "proc"
 ROLES = ("prefill", "decode")
 MIN = 3

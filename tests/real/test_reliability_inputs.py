@@ -1,4 +1,4 @@
-"""Bad input through the real command line and the real API server semantics.
+"""Bad input through the real command line and the real kube-apiserver (CRD schema validation, pruning).
 
 * Trace files for the simulator (truncated, wrong columns, negative / non-monotonic timestamps, NaN tokens)
   through ``inference-autoscaler simulate --trace BAD --json out.json``: exit status 2, one line naming
@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from autoscaler.adapters.promql import string_literal
+from localcluster.client import KubeError
 from tests.fixtures.controller import NS, ias
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = "timestamp_s,input_tokens,output_tokens\n"
 
 TRACES = {
@@ -70,14 +71,11 @@ async def test_cross_namespace_references_are_refused(kube_server, path, value):
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
-    from tests.kubeemu import errors as kerr
-
-    rt = kube_server.type_for(obj["apiVersion"], obj["kind"])
-    with pytest.raises(kerr.ApiError) as info:
-        kube_server.api.create(rt, NS, obj, field_validation="Strict")
-    assert info.value.code == 400 and "unknown field" in info.value.message, info.value.message
+    with pytest.raises(KubeError) as info:
+        kube_server.kube.create(obj, field_validation="Strict")
+    assert info.value.status == 400 and "unknown field" in str(info.value), info.value
     # With the default (Warn) the field is pruned: the stored object cannot point at another namespace.
-    stored = kube_server.api.create(rt, NS, obj)
+    stored = kube_server.kube.create(obj)
     node = stored["spec"]
     for key in path[:-1]:
         node = node[key]
@@ -98,15 +96,12 @@ async def test_cross_namespace_references_are_refused(kube_server, path, value):
 )
 @pytest.mark.asyncio
 async def test_huge_values_are_refused_by_the_schema(kube_server, mutate, field):
-    from tests.kubeemu import errors as kerr
-
     kube_server.ensure_namespace(NS)
     obj = ias("huge", "pool", cost={"pricePerGpuHour": "4.00"})
     mutate(obj["spec"])
-    rt = kube_server.type_for(obj["apiVersion"], obj["kind"])
-    with pytest.raises(kerr.ApiError) as info:
-        kube_server.api.create(rt, NS, obj)
-    assert info.value.code == 422 and field in info.value.message, info.value.message[:500]
+    with pytest.raises(KubeError) as info:
+        kube_server.kube.create(obj)
+    assert info.value.status == 422 and field in str(info.value), str(info.value)[:500]
 
 
 @pytest.mark.parametrize("value", ['naïve-ü', "模型", 'a"b\\c', "x\ny", "}{ or vector(1)"])
