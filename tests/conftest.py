@@ -1,7 +1,8 @@
 """Shared pytest configuration. Fixture modules are registered here, one line each."""
 
 pytest_plugins: list[str] = [
-    "tests.kubeemu.fixtures",
+    "tests.fixtures.cluster",
+    "tests.fixtures.aggregation",
     "tests.fixtures.metrics_api",
     "tests.fixtures.prometheus",
     "tests.fixtures.sim_doubles",

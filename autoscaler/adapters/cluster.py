@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from autoscaler.adapters.kube import (
-    EventRecorder,
     Informer,
     KubeFleet,
     KubeTransport,
@@ -15,6 +14,7 @@ from autoscaler.adapters.kube import (
     ResourceType,
     StatusWriter,
 )
+from autoscaler.adapters.kube_events import EventRecorder
 
 __all__ = ["KubeCluster"]
 
