@@ -63,10 +63,13 @@ cluster:
 demo: venv prometheus cluster
 	$(PY) -m e2e.demo
 
+# Test files run on PYTEST_JOBS workers (pytest-xdist, one file per worker at a time): most of the time of the
+# control-plane tests is waiting on the servers, and each worker starts its own control plane.
+PYTEST_JOBS ?= 3
 # pytest exits 5 when nothing was collected: that is a broken selection, not a pass.
 # The peers environment too: tests/test_dynamo_planner_peer.py replays through the real Dynamo planner.
 test: venv prometheus cluster peers
-	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(PY) -m pytest -n $(PYTEST_JOBS) --dist loadfile $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$status
 
 # The closed loop end to end on loopback (e2e/README.md); collected apart from tests/ so `make test` stays fast.
