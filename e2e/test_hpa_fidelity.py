@@ -9,8 +9,8 @@ side (docs/hpa.md has the runs so far).
 
 What is asserted is what held in every run: the first five minutes are identical (both hold the start fleet for
 the 300 s scale-down window, the initial recommendation), both cut it in the sixth, and both answer the first
-burst by taking decode to at least 6 in the seventh. The whole segment is not asserted: a queue HPA at this
-target sits at its knee (prefill queues stay short while TTFT climbs), and four real runs spread from 54 % to 71 %
+burst by taking decode to at least 6 within minutes 7–8. The whole segment is not asserted: a queue HPA at this
+target sits at its knee (prefill queues stay short while TTFT climbs), and five real runs spread from 54 % to 71 %
 attainment and 12 to 18 GPU-hours while the twin gives 53 % and 16.4.
 """
 
@@ -54,5 +54,8 @@ def test_the_real_hpa_queue_baseline_matches_the_twins(hq_run: Run) -> None:
     for role, rows in table.items():
         assert all(real == twin_n == 2.0 for real, twin_n in rows[:5]), (role, rows[:5])
         assert rows[5][0] < 2.0 and rows[5][1] < 2.0, (role, rows[5])
-    assert table["decode"][6][0] >= 6.0 and table["decode"][6][1] >= 6.0, table["decode"][6]
+    # The first burst: decode at 6 or more by minute 7 on both sides (within a minute: a per-minute mean depends
+    # on when in the minute the step lands).
+    assert max(r for r, _ in table["decode"][6:8]) >= 6.0 and max(t for _, t in table["decode"][6:8]) >= 6.0, (
+        table["decode"][6:8])
     assert all(code == 0 for code in hq_run.exit_codes.values()), hq_run.exit_codes
