@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 
 import pytest_asyncio
 
+from localcluster.procs import free_port
 from tests.fixtures.controller import NS, events_for, fleet, ias, ias_status, replicas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,15 +39,9 @@ STATUS = rf"/inferenceautoscalers/{NAME}/status$"
 LEASE = r"/leases"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _setup(server: Any) -> None:
     fleet(server, NAME)  # both Deployments at 1 replica
-    dead = f"http://127.0.0.1:{_free_port()}"  # nothing listens: every tick holds (clamped to min)
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: every tick holds (clamped to min)
     obj = ias(NAME, NAME, metrics={"prometheus": {"url": dead, "timeout": "1s"}})
     for role in ROLES:
         obj["spec"]["roles"][role]["minReplicas"] = MIN
@@ -97,8 +91,8 @@ async def spawn(kubeconfig_path: Path) -> AsyncIterator[Spawn]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "autoscaler", "run",
             "--kubeconfig", str(kubeconfig_path),
-            "--metrics-host", "127.0.0.1", "--metrics-port", str(_free_port()),
-            "--health-host", "127.0.0.1", "--health-port", str(_free_port()),
+            "--metrics-host", "127.0.0.1", "--metrics-port", str(free_port()),
+            "--health-host", "127.0.0.1", "--health-port", str(free_port()),
             "--external-metrics-port", "-1",
             "--log-format", "console",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
